@@ -1,0 +1,1 @@
+"""Course tooling: generate student versions, build sample submissions, grade (wraps nbgrader)."""

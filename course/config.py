@@ -1,0 +1,71 @@
+"""Where things live and what the course is called: the one place for paths.
+
+Everything is relative to the repository root, so the tooling works from any
+clone and from any working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "source"
+RELEASE = ROOT / "release"
+SUBMITTED = ROOT / "submitted"
+AUTOGRADED = ROOT / "autograded"
+FEEDBACK = ROOT / "feedback"
+SAMPLES = ROOT / "samples"
+GRADEBOOK = ROOT / "gradebook.db"
+GRADES_CSV = ROOT / "grades.csv"
+SETTINGS_FILE = ROOT / "course.toml"
+
+
+class CourseError(Exception):
+    """A problem the user can fix; the CLI prints it without a traceback."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    course_id: str
+    repository: str  # "owner/name" on GitHub
+    branch: str
+    colab_packages: dict[str, str]  # module name -> pip requirement
+
+    @property
+    def repository_url(self) -> str:
+        return f"https://github.com/{self.repository}.git"
+
+
+@cache
+def settings(path: Path = SETTINGS_FILE) -> Settings:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CourseError(f"course settings not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CourseError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        colab = data["colab"]
+        return Settings(
+            course_id=data["course"]["id"],
+            repository=colab["repository"],
+            branch=colab["branch"],
+            colab_packages=dict(colab.get("packages", {})),
+        )
+    except KeyError as exc:
+        raise CourseError(f"{path} lacks the setting {exc}") from None
+
+
+def assignments() -> list[str]:
+    """Assignment names: every folder of source/ that holds a notebook."""
+    return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def check_assignment(name: str) -> str:
+    known = assignments()
+    if name not in known:
+        raise CourseError(f"unknown assignment {name!r}; the course has: {', '.join(known)}")
+    return name

@@ -1,0 +1,132 @@
+"""Autograde submissions, one student at a time, as a pipeline of small steps.
+
+For every ``submitted/<student>/<assignment>/`` folder:
+
+1. *check*: every notebook must be a readable, valid notebook; otherwise the
+   student gets a clear error and nbgrader never sees the folder;
+2. *skip*: a submission graded before from exactly the same inputs
+   (submission, source, settings, helpers) is not graded again;
+3. *autograde*: nbgrader executes a copy in ``autograded/`` and records the
+   scores in the gradebook;
+4. *verify*: the submission's files must be byte for byte what they were;
+
+then feedback HTML for everyone graded, and the grades CSV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import nbgrader_cli
+from .config import AUTOGRADED, FEEDBACK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
+
+FINGERPRINT_FILE = ".graded-from"
+# Inputs besides the submission that change a grade when they change.
+GRADING_INPUTS = ("nbgrader_config.py", "course.toml", "utils", "course")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    student: str
+    assignment: str
+    status: str  # "graded", "up to date" or "error"
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "error"
+
+
+def students(assignment: str) -> list[str]:
+    if not SUBMITTED.is_dir():
+        return []
+    return sorted(p.name for p in SUBMITTED.iterdir() if (p / assignment).is_dir())
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def digest(paths: list[Path]) -> str:
+    """A hash of the given files and folders: names and contents."""
+    h = hashlib.sha256()
+    for path in paths:
+        for file in _files(path) if path.is_dir() else [path]:
+            h.update(str(file.relative_to(ROOT)).encode())
+            h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def fingerprint(assignment: str, student: str) -> str:
+    inputs = [SUBMITTED / student / assignment, SOURCE / assignment]
+    return digest(inputs + [ROOT / name for name in GRADING_INPUTS])
+
+
+def check_notebooks(folder: Path) -> str | None:
+    """Why the submission cannot be graded, or None if every notebook reads and validates."""
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if not notebooks:
+        return f"{folder.relative_to(ROOT)} holds no notebook"
+    for path in notebooks:
+        name = path.relative_to(ROOT)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as exc:  # nbformat raises JSON, Unicode and version errors
+            return f"{name} is not a valid notebook (not valid JSON, or not a notebook): {exc}"
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as exc:
+            return f"{name} is not a valid notebook: {exc.message}"
+    return None
+
+
+def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
+    submission = SUBMITTED / student / assignment
+    problem = check_notebooks(submission)
+    if problem:
+        return Outcome(student, assignment, "error", problem)
+
+    before = digest([submission])
+    stamp = fingerprint(assignment, student)
+    stamp_file = AUTOGRADED / student / assignment / FINGERPRINT_FILE
+    if not force and stamp_file.exists() and stamp_file.read_text() == stamp:
+        return Outcome(student, assignment, "up to date")
+
+    result = nbgrader_cli.run("autograde", assignment, f"--student={student}", "--force", check=False)
+    if digest([submission]) != before:
+        return Outcome(student, assignment, "error", "the submission changed while it was graded")
+    if not result.ok:
+        reason = "; ".join(result.errors()[-3:]) or result.log.strip()[-500:]
+        return Outcome(student, assignment, "error", f"nbgrader could not grade it: {reason}")
+    stamp_file.write_text(stamp)
+    return Outcome(student, assignment, "graded")
+
+
+def grade(assignment: str, only: list[str] | None = None, force: bool = False) -> list[Outcome]:
+    """Autograde the submissions of ``assignment`` (all, or the students in ``only``)."""
+    check_assignment(assignment)
+    available = students(assignment)
+    missing = sorted(set(only or []) - set(available))
+    if missing:
+        raise CourseError(f"no submission of {assignment} in submitted/ for: {', '.join(missing)}")
+    outcomes = [autograde(assignment, student, force) for student in (only or available)]
+    graded = [o.student for o in outcomes if o.ok]
+    stale = [s for s in graded if not (FEEDBACK / s / assignment).is_dir()] + [
+        o.student for o in outcomes if o.status == "graded"
+    ]
+    if stale:
+        pattern = graded[0] if len(graded) == 1 else "*"
+        nbgrader_cli.run("generate_feedback", assignment, f"--student={pattern}", "--force")
+    return outcomes
+
+
+def export_csv(path: Path = GRADES_CSV) -> Path:
+    nbgrader_cli.run("export", f"--to={path}")
+    return path

@@ -1,0 +1,53 @@
+"""Generate the student versions (release/) from the instructor notebooks (source/).
+
+release/ is committed because Colab opens notebooks from it, so it must
+always equal a fresh generation: ``check`` regenerates into a temporary
+folder and lists every difference.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import tempfile
+from pathlib import Path
+
+from . import nbgrader_cli
+from .config import RELEASE, assignments, check_assignment
+
+
+def generate(assignment: str, release_dir: Path | None = None, db: Path | None = None) -> Path:
+    """Run nbgrader generate_assignment; return the folder of the student version."""
+    check_assignment(assignment)
+    args = ["generate_assignment", assignment, "--force"]
+    if release_dir is not None:
+        args.append(f"--CourseDirectory.release_directory={release_dir}")
+    if db is not None:
+        args.append(f"--CourseDirectory.db_url=sqlite:///{db}")
+    nbgrader_cli.run(*args)
+    return (release_dir or RELEASE) / assignment
+
+
+def _differences(expected: Path, actual: Path, prefix: str = "") -> list[str]:
+    comparison = filecmp.dircmp(expected, actual, ignore=["__pycache__", ".ipynb_checkpoints"])
+    problems = [f"missing from release/: {prefix}{name}" for name in comparison.left_only]
+    problems += [f"not generated from source/: {prefix}{name}" for name in comparison.right_only]
+    _, mismatch, errors = filecmp.cmpfiles(expected, actual, comparison.common_files, shallow=False)
+    problems += [f"differs from a fresh generation: {prefix}{name}" for name in mismatch + errors]
+    for sub in comparison.common_dirs:
+        problems += _differences(expected / sub, actual / sub, f"{prefix}{sub}/")
+    return problems
+
+
+def check(names: list[str] | None = None) -> list[str]:
+    """Regenerate into a temporary folder; return how release/ differs (empty: in sync)."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
+        tmp = Path(tmp)
+        for name in names or assignments():
+            fresh = generate(name, release_dir=tmp / "release", db=tmp / "gradebook.db")
+            committed = RELEASE / name
+            if not committed.is_dir():
+                problems.append(f"release/{name} does not exist: run `make release`")
+                continue
+            problems += _differences(fresh, committed, f"{name}/")
+    return problems

@@ -1,0 +1,127 @@
+"""Bundled sample submissions: realistic student work with known scores.
+
+``samples/<assignment>/samples.toml`` describes each sample student. A sample
+starts from the student version in release/ and either keeps it untouched
+(``solutions = "none"``) or fills every answer cell with the instructor's
+solution (``solutions = "all"``); ``cells`` then replaces single cells, by
+nbgrader grade id, with the student's own (often mistaken) code. ``fails``
+lists the autograded test cells that must score zero, so the expected score
+of every sample is written down by hand, next to the mistake that causes it.
+``raw`` writes a file that is not a notebook at all.
+
+Building writes ``submitted/<student>/<assignment>/<notebook>.ipynb`` and
+leaves files whose content is unchanged alone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .config import RELEASE, SAMPLES, SOURCE, SUBMITTED, CourseError, check_assignment
+
+SOLUTION_DELIMITERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+@dataclass(frozen=True)
+class Sample:
+    student: str
+    about: str
+    solutions: str = "all"  # "all" or "none"
+    cells: dict[str, str] = field(default_factory=dict)
+    fails: tuple[str, ...] = ()
+    raw: str | None = None  # the file is this text instead of a notebook
+    error: str | None = None  # for raw samples: a phrase the grading error must contain
+
+
+def spec_path(assignment: str) -> Path:
+    return SAMPLES / assignment / "samples.toml"
+
+
+def load(assignment: str) -> list[Sample]:
+    path = spec_path(assignment)
+    if not path.exists():
+        return []
+    try:
+        students = tomllib.loads(path.read_text())["students"]
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise CourseError(f"{path}: expected [students.<name>] tables ({exc})") from None
+    samples = []
+    for name, entry in students.items():
+        sample = Sample(
+            student=name,
+            about=entry.get("about", ""),
+            solutions=entry.get("solutions", "all"),
+            cells=dict(entry.get("cells", {})),
+            fails=tuple(entry.get("fails", ())),
+            raw=entry.get("raw"),
+            error=entry.get("error"),
+        )
+        if sample.solutions not in ("all", "none"):
+            raise CourseError(f"{path}: students.{name}.solutions must be 'all' or 'none'")
+        samples.append(sample)
+    return samples
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def strip_solution_delimiters(source: str) -> str:
+    return "\n".join(line for line in source.split("\n") if line.strip() not in SOLUTION_DELIMITERS)
+
+
+def instructor_solutions(assignment: str, notebook: str) -> dict[str, str]:
+    """grade id -> the instructor's answer, for every answer cell of a source notebook."""
+    nb = nbformat.read(SOURCE / assignment / f"{notebook}.ipynb", as_version=4)
+    return {
+        _grade_id(cell): strip_solution_delimiters(cell.source)
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+def render(sample: Sample, assignment: str, notebook: str) -> tuple[str, set[str]]:
+    """The submission's file content, and the grade ids of ``sample.cells`` it used."""
+    if sample.raw is not None:
+        return sample.raw, set()
+    nb = nbformat.read(RELEASE / assignment / f"{notebook}.ipynb", as_version=4)
+    solutions = instructor_solutions(assignment, notebook) if sample.solutions == "all" else {}
+    used = set()
+    for cell in nb.cells:
+        grade_id = _grade_id(cell)
+        if grade_id in sample.cells:
+            cell.source = sample.cells[grade_id].strip("\n")
+            used.add(grade_id)
+        elif grade_id in solutions:
+            cell.source = solutions[grade_id]
+    return nbformat.writes(nb), used
+
+
+def build(assignment: str, dest: Path = SUBMITTED) -> list[Path]:
+    """Write every sample submission of ``assignment``; return the notebook paths."""
+    check_assignment(assignment)
+    notebooks = sorted(p.stem for p in (RELEASE / assignment).glob("*.ipynb"))
+    if not notebooks:
+        raise CourseError(f"release/{assignment} has no notebook: run `python -m course release` first")
+    written = []
+    for sample in load(assignment):
+        used: set[str] = set()
+        for notebook in notebooks:
+            content, used_here = render(sample, assignment, notebook)
+            used |= used_here
+            path = dest / sample.student / assignment / f"{notebook}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text() != content:
+                path.write_text(content)
+            written.append(path)
+        unknown = set(sample.cells) - used
+        if unknown:
+            raise CourseError(
+                f"{spec_path(assignment)}: students.{sample.student} replaces cells that "
+                f"the notebook does not have: {', '.join(sorted(unknown))}"
+            )
+    return written

@@ -1,0 +1,46 @@
+"""nbgrader settings for the course pack.
+
+`python -m course ...` (and `make`) run nbgrader with this file; the course's
+own settings (name, Colab repository) are in course.toml.
+"""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)  # the course package, also without `pip install -e .`
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from course.colab import AddColabCells  # noqa: E402
+from course.config import settings  # noqa: E402
+from course.feedback import WithholdHiddenTests  # noqa: E402
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = settings().course_id
+# Generator scripts and caches in source/<assignment>/ are not handed out.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "make_*.py"]
+
+# Student versions: nbgrader's pipeline, then the Colab badge and setup cell.
+c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(), AddColabCells]
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Execution during autograding. The heaviest cell (150 epochs of mini-batch
+# SGD in the autodiff assignment) takes a few seconds on a 2-core CPU; the
+# limit leaves room for slow student code while still stopping endless loops.
+c.Execute.timeout = 120
+c.Execute.startup_timeout = 120
+# Warnings on stderr (a UserWarning from torch, a DeprecationWarning from a
+# library) must not zero a test cell: nbgrader scores any stderr output as an
+# error, so stderr text that starts with a Python warning is dropped before
+# scoring. Real errors are 'error' outputs, not stderr text, and still score 0.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\A[^\n]*\w+Warning: "
+
+# Feedback: hidden tests are removed, and tracebacks in their cells shortened.
+c.GenerateFeedback.preprocessors = [GetGrades, WithholdHiddenTests, CSSHTMLHeaderPreprocessor]
