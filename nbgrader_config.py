@@ -11,9 +11,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)  # the course package, also without `pip install -e .`
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
+from course.bonus import AwardBonusPoints  # noqa: E402
 from course.colab import AddColabCells  # noqa: E402
 from course.config import settings  # noqa: E402
 from course.feedback import WithholdHiddenTests  # noqa: E402
@@ -41,6 +42,9 @@ c.Execute.startup_timeout = 120
 # scoring. Real errors are 'error' outputs, not stderr text, and still score 0.
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\A[^\n]*\w+Warning: "
+
+# Bonus cells (course/bonus.py) earn extra credit once nbgrader has saved the grades.
+c.Autograde.autograde_preprocessors = [*Autograde.class_traits()["autograde_preprocessors"].default(), AwardBonusPoints]
 
 # Feedback: hidden tests are removed, and tracebacks in their cells shortened.
 c.GenerateFeedback.preprocessors = [GetGrades, WithholdHiddenTests, CSSHTMLHeaderPreprocessor]

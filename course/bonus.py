@@ -1,0 +1,58 @@
+"""Bonus tasks: autograded test cells whose points are extra credit.
+
+A bonus test cell is an ordinary autograded test cell worth 0 nbgrader points
+whose metadata in the *source* notebook carries ``"course": {"bonus": N}``.
+Because it is worth 0 points it does not raise the maximum score. After
+nbgrader has saved its grades, this preprocessor (last in Autograde's
+pipeline, see nbgrader_config.py) gives a student whose bonus cell passed N
+points of extra credit, nbgrader's own field for points above the maximum.
+
+The bonus values are read from source/, never from the submission: students
+can edit cell metadata, so a submission's claim of a bonus counts for nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .config import SOURCE
+
+
+def bonus_points(notebook_path: Path) -> dict[str, float]:
+    """grade id -> bonus points, for the bonus cells of a source notebook."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: float(cell.metadata["course"]["bonus"])
+        for cell in nb.cells
+        if utils.is_grade(cell) and "bonus" in cell.metadata.get("course", {})
+    }
+
+
+def passed(cell) -> bool:
+    """The rule nbgrader uses for test cells: no error and nothing on stderr."""
+    return not any(
+        out.output_type == "error" or (out.output_type == "stream" and out.name == "stderr")
+        for out in cell.get("outputs", [])
+    )
+
+
+class AwardBonusPoints(NbGraderPreprocessor):
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        source = SOURCE / info["assignment"] / f"{info['notebook']}.ipynb"
+        bonus = bonus_points(source) if source.exists() else {}
+        if not bonus:
+            return nb, resources
+        with Gradebook(info["db_url"]) as gb:
+            for cell in nb.cells:
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if grade_id in bonus and utils.is_grade(cell):
+                    grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                    grade.extra_credit = bonus[grade_id] if passed(cell) else 0.0
+            gb.db.commit()
+        return nb, resources
