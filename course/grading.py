@@ -16,13 +16,14 @@ then feedback HTML for everyone graded, and the grades CSV.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from . import nbgrader_cli
-from .config import AUTOGRADED, FEEDBACK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
+from .config import AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
 
 FINGERPRINT_FILE = ".graded-from"
 # Inputs besides the submission that change a grade when they change.
@@ -59,7 +60,7 @@ def digest(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for path in paths:
         for file in _files(path) if path.is_dir() else [path]:
-            h.update(str(file.relative_to(ROOT)).encode())
+            h.update(str(file.relative_to(path.parent)).encode())
             h.update(hashlib.sha256(file.read_bytes()).digest())
     return h.hexdigest()
 
@@ -109,9 +110,36 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
     return Outcome(student, assignment, "graded")
 
 
+def register(assignment: str) -> None:
+    """Make the gradebook know the assignment's current tests before anything is graded.
+
+    nbgrader grades against the test cells it recorded when it last generated the
+    assignment. Whenever source/ changed since then (or the gradebook is new), the
+    assignment is generated again, into a scratch folder so release/ stays untouched.
+    """
+    record = AUTOGRADED / f".registered-{assignment}"
+    if GRADEBOOK.exists() and record.exists() and record.read_text() == _source_stamp(assignment):
+        return
+    with tempfile.TemporaryDirectory(prefix="register-") as scratch:
+        nbgrader_cli.run("generate_assignment", assignment, "--force",
+                         f"--CourseDirectory.release_directory={scratch}")
+    mark_registered(assignment)
+
+
+def _source_stamp(assignment: str) -> str:
+    return digest([SOURCE / assignment, ROOT / "nbgrader_config.py"])
+
+
+def mark_registered(assignment: str) -> None:
+    """Record that the gradebook holds the current tests (called after every generation)."""
+    AUTOGRADED.mkdir(exist_ok=True)
+    (AUTOGRADED / f".registered-{assignment}").write_text(_source_stamp(assignment))
+
+
 def grade(assignment: str, only: list[str] | None = None, force: bool = False) -> list[Outcome]:
     """Autograde the submissions of ``assignment`` (all, or the students in ``only``)."""
     check_assignment(assignment)
+    register(assignment)
     available = students(assignment)
     missing = sorted(set(only or []) - set(available))
     if missing:

@@ -11,7 +11,7 @@ import filecmp
 import tempfile
 from pathlib import Path
 
-from . import nbgrader_cli
+from . import grading, nbgrader_cli
 from .config import RELEASE, assignments, check_assignment
 
 
@@ -24,6 +24,8 @@ def generate(assignment: str, release_dir: Path | None = None, db: Path | None =
     if db is not None:
         args.append(f"--CourseDirectory.db_url=sqlite:///{db}")
     nbgrader_cli.run(*args)
+    if db is None:
+        grading.mark_registered(assignment)  # the course gradebook now holds these tests
     return (release_dir or RELEASE) / assignment
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
@@ -16,24 +17,25 @@ class Score:
     assignment: str
     auto_score: float
     auto_max: float  # points of autograded test cells
+    bonus: float  # extra credit (bonus cells, or awarded by a grader)
     manual_max: float  # points a person still has to award (or has awarded)
     manual_score: float | None  # None until every manual cell is graded
     failed_cells: tuple[str, ...]  # autograded test cells below full marks
 
     @property
     def total(self) -> float:
-        return self.auto_score + (self.manual_score or 0.0)
+        return self.auto_score + self.bonus + (self.manual_score or 0.0)
 
 
-def _gradebook() -> Gradebook:
-    return Gradebook(f"sqlite:///{GRADEBOOK}", settings().course_id)
+def _gradebook(db: Path) -> Gradebook:
+    return Gradebook(f"sqlite:///{db}", settings().course_id)
 
 
-def read(assignment: str, student: str) -> Score | None:
+def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
     """The recorded score of one submission, or None if it was never graded."""
-    if not GRADEBOOK.exists():
+    if not db.exists():
         return None
-    with _gradebook() as gb:
+    with _gradebook(db) as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
@@ -46,17 +48,21 @@ def read(assignment: str, student: str) -> Score | None:
         return Score(
             student=student,
             assignment=assignment,
-            auto_score=sum(g.score for g in auto),
+            auto_score=sum(g.score - (g.extra_credit or 0.0) for g in auto),
             auto_max=sum(g.max_score for g in auto),
             manual_max=sum(g.max_score for g in manual),
-            manual_score=sum(g.score for g in manual) if manual_done else None,
+            manual_score=sum(g.score - (g.extra_credit or 0.0) for g in manual) if manual_done else None,
+            bonus=sum(g.extra_credit or 0.0 for g, _ in grades),
             failed_cells=tuple(sorted(g.name for g in auto if g.score < g.max_score)),
         )
 
 
-def cell_scores(assignment: str, student: str) -> dict[str, tuple[float, float]]:
-    """grade id -> (score, max score) for every graded cell of a submission."""
-    with _gradebook() as gb:
+def cell_scores(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[str, tuple[float, float]]:
+    """grade id -> (score, max score) for every graded cell of a submission.
+
+    The score includes extra credit, so a passed bonus cell scores above its max of 0.
+    """
+    with _gradebook(db) as gb:
         submission = gb.find_submission(assignment, student)
         return {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades}
 
@@ -69,12 +75,14 @@ def _cell(score: Score | None, outcome: Outcome | None) -> str:
     text = f"{score.auto_score:g}/{score.auto_max:g}"
     if score.manual_max:
         text += f" +{score.manual_score:g}" if score.manual_score is not None else f" +?/{score.manual_max:g}"
+    if score.bonus:
+        text += f" +{score.bonus:g} bonus"
     return text
 
 
 def table(assignments: list[str], students: list[str], outcomes: list[Outcome] = ()) -> str:
-    """One row per student, one column per assignment: autograded points, plus manual points
-    (``+?/4`` while a person has yet to grade 4 points of written answers)."""
+    """One row per student, one column per assignment: autograded points, then manual points
+    (``+?/4`` while a person has yet to grade 4 points of written answers), then extra credit."""
     by_key = {(o.student, o.assignment): o for o in outcomes}
     header = ["student", *assignments]
     rows = [

@@ -1,0 +1,86 @@
+"""Where grading time goes, as ratios measured in one run (absolute times on shared machines are noise).
+
+For each assignment, in a scratch copy of the course:
+  exec   executing the instructor notebook directly (nbclient), and its heaviest cell;
+  grade  autograding the `correct` sample through the course pipeline (nbgrader);
+  skip   grading it again with nothing changed (the pipeline skips it).
+Prints grade/exec (nbgrader's overhead), grade/skip (what an unchanged re-run saves)
+and timeout/heaviest cell (headroom of the cell timeout).
+
+    python benchmarks/bench_grading.py [ASSIGNMENT ...]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from traitlets.config.loader import PyFileConfigLoader
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course import config  # noqa: E402
+
+PARTS = ("source", "release", "samples", "course", "utils", "course.toml", "nbgrader_config.py")
+
+
+def timed(func) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def execute(notebook: Path) -> tuple[float, float, str]:
+    """Wall time of a full run, and the duration and id of its slowest cell."""
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=True,
+                            resources={"metadata": {"path": str(notebook.parent)}})
+    total = timed(client.execute)
+    slowest, slowest_id = 0.0, ""
+    for cell in nb.cells:
+        timing = cell.metadata.get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+            if (end - start).total_seconds() > slowest:
+                slowest = (end - start).total_seconds()
+                slowest_id = cell.metadata.get("nbgrader", {}).get("grade_id", cell.get("id", "?"))
+    return total, slowest, slowest_id
+
+
+def course(root: Path, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(root), "COURSE_NO_PROGRESS": "1"}
+    subprocess.run([sys.executable, "-m", "course", *args], cwd=root, env=env, check=True, capture_output=True)
+
+
+def main(names: list[str]) -> None:
+    timeout = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout
+    os.environ["COURSE_NO_PROGRESS"] = "1"
+    print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} "
+          f"{'grade/skip':>11} {'slowest cell':>24} {'timeout/slowest':>16}")
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            root = Path(tmp)
+            for part in PARTS:
+                src = ROOT / part
+                (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
+            notebook = next((root / "source" / name).glob("*.ipynb"))
+            exec_s, slowest, slowest_id = execute(notebook)
+            course(root, "samples", name)
+            course(root, "grade", name, "--student", "correct")  # registers the assignment too
+            grade_s = timed(lambda: course(root, "grade", name, "--student", "correct", "--force"))
+            skip_s = timed(lambda: course(root, "grade", name, "--student", "correct"))
+        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {grade_s / exec_s:11.2f} "
+              f"{grade_s / skip_s:11.1f} {f'{slowest:.2f} s ({slowest_id})':>24} {timeout / slowest:16.0f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or config.assignments())

@@ -1,0 +1,53 @@
+"""Shared test helpers: a disposable copy of the course, and running the course CLI in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")  # tests draw figures without a display
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# What a course needs to generate, build samples and grade; grading output is left behind.
+COURSE_PARTS = ("source", "release", "samples", "course", "utils", "course.toml", "nbgrader_config.py")
+
+
+def copy_course(dest: Path, parts=COURSE_PARTS) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for part in parts:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def course_env(root: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(root), "COURSE_NO_PROGRESS": "1"}
+    env.pop("NBGRADER_EXECUTION", None)
+    return env
+
+
+def run_course(root: Path, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """``python -m course ARGS`` in the course at ``root``; its own course package and utils are used."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "course", *args], cwd=root, env=course_env(root),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"course {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def course_copy(tmp_path) -> Path:
+    return copy_course(tmp_path)

@@ -1,0 +1,64 @@
+"""The course command gives clear errors for wrong input and never a traceback."""
+
+import nbformat
+import pytest
+from conftest import run_course
+
+from course import config, grading
+
+
+def test_unknown_assignment(course_copy):
+    proc = run_course(course_copy, "grade", "no_such_assignment", check=False)
+    assert proc.returncode == 2
+    assert "unknown assignment 'no_such_assignment'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_grading_a_student_without_submission(course_copy):
+    name = config.assignments()[0]
+    proc = run_course(course_copy, "grade", name, "--student", "ghost", check=False)
+    assert proc.returncode == 0 and "no submissions" in proc.stdout
+
+
+def test_samples_need_a_release(course_copy):
+    import shutil
+
+    name = config.assignments()[0]
+    shutil.rmtree(course_copy / "release" / name)
+    proc = run_course(course_copy, "samples", name, check=False)
+    assert proc.returncode == 2 and "run `python -m course release` first" in proc.stderr
+
+
+def test_samples_spec_naming_a_missing_cell_is_an_error(course_copy):
+    name = config.assignments()[0]
+    spec = course_copy / "samples" / name / "samples.toml"
+    spec.write_text('[students.typo]\nfails = []\n[students.typo.cells]\nno_such_cell = "x = 1"\n')
+    proc = run_course(course_copy, "samples", name, check=False)
+    assert proc.returncode == 2 and "no_such_cell" in proc.stderr
+
+
+def test_missing_course_settings(course_copy):
+    (course_copy / "course.toml").unlink()
+    proc = run_course(course_copy, "release", check=False)
+    assert proc.returncode != 0 and "course settings not found" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "holds no notebook"),
+    ("{ not json", "not a valid notebook"),
+    ('{"cells": 3, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "not a valid notebook"),
+    ("\udcff", "not a valid notebook"),
+])
+def test_check_notebooks_explains_what_is_wrong(tmp_path, monkeypatch, content, message):
+    monkeypatch.setattr(grading, "ROOT", tmp_path)
+    folder = tmp_path / "submitted" / "s" / "a"
+    folder.mkdir(parents=True)
+    if content is not None:
+        (folder / "a.ipynb").write_text(content, errors="surrogateescape")
+    assert message in grading.check_notebooks(folder)
+
+
+def test_check_notebooks_accepts_a_valid_notebook(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "ROOT", tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a.ipynb")
+    assert grading.check_notebooks(tmp_path) is None

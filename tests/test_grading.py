@@ -1,0 +1,164 @@
+"""Grade every assignment's sample submissions in a copy of the course and check the outcome.
+
+The expected outcome of each sample is written by hand in samples/<assignment>/samples.toml
+(which test cells must fail); here the real pipeline (nbgrader via `python -m course`) grades
+the samples and every cell's score is compared with that expectation.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT, copy_course, run_course
+
+from course import bonus, config, samples, scores
+from course.grading import digest
+
+GRADED = [
+    pytest.param(name, marks=pytest.mark.xdist_group(f"grade-{name}"), id=name)
+    for name in config.assignments()
+    if samples.load(name)
+]
+
+
+@dataclass
+class Graded:
+    root: Path
+    assignment: str
+    output: str
+    hashes_before: dict[str, str]
+
+    @property
+    def db(self) -> Path:
+        return self.root / "gradebook.db"
+
+    def submission(self, student: str) -> Path:
+        return self.root / "submitted" / student / self.assignment
+
+
+@pytest.fixture(scope="module", params=GRADED)
+def graded(request, tmp_path_factory) -> Graded:
+    assignment = request.param
+    root = copy_course(tmp_path_factory.mktemp(f"course-{assignment}"))
+    run_course(root, "samples", assignment)
+    students = sorted(p.name for p in (root / "submitted").iterdir())
+    before = {s: digest([root / "submitted" / s / assignment]) for s in students}
+    output = run_course(root, "grade", assignment).stdout
+    return Graded(root, assignment, output, before)
+
+
+def _autograded_cells(assignment: str) -> dict[str, dict[str, float]]:
+    """notebook -> {grade id: points} of the autograded test cells (bonus cells count their bonus)."""
+    cells = {}
+    for path in sorted((ROOT / "source" / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        extra = bonus.bonus_points(path)
+        cells[path.stem] = {
+            c.metadata.nbgrader.grade_id: extra.get(c.metadata.nbgrader.grade_id, c.metadata.nbgrader.points)
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+        }
+    return cells
+
+
+def test_every_sample_scores_as_declared(graded):
+    tests = {gid: pts for nb in _autograded_cells(graded.assignment).values() for gid, pts in nb.items()}
+    for sample in samples.load(graded.assignment):
+        if sample.raw is not None:
+            continue
+        unknown = set(sample.fails) - set(tests)
+        assert not unknown, f"{sample.student}: `fails` names cells that are not tests: {unknown}"
+        got = scores.cell_scores(graded.assignment, sample.student, db=graded.db)
+        expected = {gid: 0.0 if gid in sample.fails else pts for gid, pts in tests.items()}
+        actual = {gid: got[gid][0] for gid in tests}
+        wrong = {gid: (actual[gid], expected[gid]) for gid in tests if actual[gid] != expected[gid]}
+        assert not wrong, f"sample {sample.student!r}: cells scored (got, expected): {wrong}"
+
+
+def test_blank_sample_fails_every_test_and_correct_passes_all(graded):
+    # The generated student version must fail every autograded test; the solution must pass all.
+    tests = {gid for nb in _autograded_cells(graded.assignment).values() for gid in nb}
+    declared = {s.student: s for s in samples.load(graded.assignment)}
+    assert set(declared["blank"].fails) == tests
+    assert declared["blank"].solutions == "none"
+    assert declared["correct"].fails == () and declared["correct"].solutions == "all"
+
+
+def test_unreadable_submissions_are_reported_and_do_not_stop_grading(graded):
+    raw = [s for s in samples.load(graded.assignment) if s.raw is not None]
+    for sample in raw:
+        line = next(l for l in graded.output.splitlines() if l.strip().startswith(sample.student))
+        assert "error" in line and sample.error in line, line
+        assert scores.read(graded.assignment, sample.student, db=graded.db) is None
+    graded_count = sum(1 for l in graded.output.splitlines() if re.fullmatch(r"\s+\S+\s+graded", l))
+    assert graded_count == len(samples.load(graded.assignment)) - len(raw)
+
+
+def test_grading_never_modifies_a_submission(graded):
+    for student, before in graded.hashes_before.items():
+        assert digest([graded.submission(student)]) == before, f"submitted/{student} changed"
+
+
+def _text(html_path: Path) -> str:
+    """The visible text of an HTML page: tags removed, entities decoded, whitespace squeezed."""
+    page = re.sub(r"<style.*?</style>|<script.*?</script>", " ", html_path.read_text(), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def _hidden_and_visible_lines(assignment: str) -> tuple[list[str], list[str]]:
+    hidden, visible = [], []
+    for path in (ROOT / "source" / assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code" or "BEGIN HIDDEN TESTS" not in cell.source:
+                continue
+            inside = False
+            for line in cell.source.splitlines():
+                if "BEGIN HIDDEN TESTS" in line or "END HIDDEN TESTS" in line:
+                    inside = "BEGIN" in line
+                    continue
+                if len(line.strip()) >= 25:  # long enough to be unmistakable
+                    (hidden if inside else visible).append(" ".join(line.split()))
+    return hidden, visible
+
+
+def test_feedback_exists_and_shows_no_hidden_test(graded):
+    hidden, visible = _hidden_and_visible_lines(graded.assignment)
+    assert hidden, "the assignment should have hidden tests"
+    pages = sorted((graded.root / "feedback").glob(f"*/{graded.assignment}/*.html"))
+    students = {s.student for s in samples.load(graded.assignment) if s.raw is None}
+    assert {p.parts[-3] for p in pages} == students
+    for page in pages:
+        text = _text(page)
+        assert "HIDDEN TESTS" not in text, page
+        leaked = [line for line in hidden if line not in visible and line in text]
+        assert not leaked, f"{page} shows hidden test code: {leaked[:3]}"
+    # The check above can fail: visible test code does appear in the same pages.
+    assert any(line in _text(pages[0]) for line in visible)
+
+
+def test_grades_csv_lists_every_graded_student(graded):
+    run_course(graded.root, "scores")  # the table reads the same gradebook
+    with open(graded.root / "grades.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["assignment"] == graded.assignment]
+    by_student = {r["student_id"]: r for r in rows}
+    correct = scores.read(graded.assignment, "correct", db=graded.db)
+    assert float(by_student["correct"]["score"]) == pytest.approx(correct.total)
+    assert float(by_student["blank"]["score"]) == 0.0
+    assert set(by_student) == {s.student for s in samples.load(graded.assignment) if s.raw is None}
+
+
+def test_regrading_is_skipped_when_nothing_changed_and_stable_when_forced(graded):
+    before = {s: scores.cell_scores(graded.assignment, s, db=graded.db) for s in ("correct", "blank")}
+    again = run_course(graded.root, "grade", graded.assignment).stdout
+    assert re.search(r"correct\s+up to date", again), again
+    forced = run_course(graded.root, "grade", graded.assignment, "--force", "--student", "correct").stdout
+    assert re.search(r"correct\s+graded", forced), forced
+    after = {s: scores.cell_scores(graded.assignment, s, db=graded.db) for s in ("correct", "blank")}
+    assert after == before
+    test_grading_never_modifies_a_submission(graded)
