@@ -70,7 +70,8 @@ def _report(names: list[str], outcomes: list[grading.Outcome]) -> None:
     print()
     print(scores.table(names, everyone, outcomes))
     if any(o.ok for o in outcomes):
-        grading.export_csv()
+        if any(o.status == "graded" for o in outcomes) or not GRADES_CSV.exists():
+            grading.export_csv()
         print(f"\nfeedback (HTML): {FEEDBACK.relative_to(ROOT)}/<student>/<assignment>/")
         print(f"grades (CSV):    {GRADES_CSV.relative_to(ROOT)}")
 
@@ -91,9 +92,10 @@ def cmd_scores(args) -> int:
 def cmd_demo(args) -> int:
     names = assignments()
     for name in names:
-        release.generate(name)
+        if not release.is_current(name):
+            release.generate(name)
         samples.build(name)
-    print(f"released and built sample submissions for: {', '.join(names)}")
+    print(f"release/ up to date and sample submissions built for: {', '.join(names)}")
     outcomes = _grade(names, None, args.force)
     _report(names, outcomes)
     return 0

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from . import grading, nbgrader_cli
-from .config import RELEASE, assignments, check_assignment
+from .config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
 
 
 def generate(assignment: str, release_dir: Path | None = None, db: Path | None = None) -> Path:
@@ -26,7 +26,25 @@ def generate(assignment: str, release_dir: Path | None = None, db: Path | None =
     nbgrader_cli.run(*args)
     if db is None:
         grading.mark_registered(assignment)  # the course gradebook now holds these tests
+    if release_dir is None:
+        AUTOGRADED.mkdir(exist_ok=True)
+        _stamp_file(assignment).write_text(_inputs_stamp(assignment))
     return (release_dir or RELEASE) / assignment
+
+
+# Everything a student version is generated from; course/ covers the Colab cells.
+def _inputs_stamp(assignment: str) -> str:
+    return grading.digest([SOURCE / assignment, ROOT / "nbgrader_config.py", ROOT / "course.toml", ROOT / "course"])
+
+
+def _stamp_file(assignment: str) -> Path:
+    return AUTOGRADED / f".released-{assignment}"
+
+
+def is_current(assignment: str) -> bool:
+    """True if release/ was generated here from exactly the current inputs."""
+    stamp = _stamp_file(assignment)
+    return (RELEASE / assignment).is_dir() and stamp.exists() and stamp.read_text() == _inputs_stamp(assignment)
 
 
 def _differences(expected: Path, actual: Path, prefix: str = "") -> list[str]:
