@@ -92,10 +92,12 @@ def cmd_scores(args) -> int:
 def cmd_demo(args) -> int:
     names = assignments()
     for name in names:
+        state = "up to date"
         if not release.is_current(name):
             release.generate(name)
-        samples.build(name)
-    print(f"release/ up to date and sample submissions built for: {', '.join(names)}")
+            state = "regenerated"
+        built = samples.build(name)
+        print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
     outcomes = _grade(names, None, args.force)
     _report(names, outcomes)
     return 0
