@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator
 
 from .plotting import as_numpy
 
@@ -43,7 +44,8 @@ def contour(ax=None, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0), a: float = 1.0, b: floa
     Z = Z + 1e-3  # a log scale cannot show the exact zero at the minimum
     lev = np.logspace(np.log10(Z.min()), np.log10(Z.max()), levels)
     filled = ax.contourf(X, Y, Z, levels=lev, norm=LogNorm(), cmap="viridis")
-    fig.colorbar(filled, ax=ax, label="f(x, y)  (log scale)", format="%.0e")
+    # Ticks at powers of ten (10^-3 ... 10^4), not at the contour levels.
+    fig.colorbar(filled, ax=ax, label="f(x, y)  (log scale)", ticks=LogLocator(), format=LogFormatterSciNotation())
     ax.plot(*minimum(a), marker="*", color="red", markersize=16, linestyle="none",
             markeredgecolor="white", label=f"minimum {minimum(a)}")
     ax.set_xlabel("x")
@@ -76,10 +78,10 @@ def plot_paths(ax, paths: Mapping[str, object], markevery: int | None = None):
     return ax
 
 
-def paths_figure(paths: Mapping[str, object], title: str = "", **contour_kwargs):
+def paths_figure(paths: Mapping[str, object], title: str = "", markevery: int | None = None, **contour_kwargs):
     """Contour plot of f with the given paths on top; returns (fig, ax)."""
     fig, ax = contour(**contour_kwargs)
-    plot_paths(ax, paths)
+    plot_paths(ax, paths, markevery=markevery)
     if title:
         ax.set_title(title)
     return fig, ax
