@@ -31,9 +31,9 @@ c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["prepro
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Execution during autograding. The heaviest cell (150 epochs of mini-batch
-# SGD in the autodiff assignment) takes a few seconds on a 2-core CPU; the
-# limit leaves room for slow student code while still stopping endless loops.
+# Execution during autograding. The slowest cell of the course (importing torch)
+# takes 2 to 4 s on a 2-core CPU (benchmarks/bench_grading.py); the limit leaves
+# room for slow student code while still stopping endless loops.
 c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
 # Warnings on stderr (a UserWarning from torch, a DeprecationWarning from a

@@ -48,6 +48,11 @@ def cmd_samples(args) -> int:
 
 
 def _grade(names: list[str], only: list[str] | None, force: bool) -> list[grading.Outcome]:
+    if only:
+        unknown = sorted(set(only) - {s for n in names for s in grading.students(n)})
+        if unknown:
+            raise CourseError(f"no submission in submitted/ for: {', '.join(unknown)} "
+                              f"(assignments: {', '.join(names)})")
     outcomes = []
     for name in names:
         who = [s for s in grading.students(name) if not only or s in only]

@@ -6,7 +6,10 @@ clone and from any working directory.
 
 from __future__ import annotations
 
-import tomllib
+try:  # Python 3.11+ reads TOML itself; 3.10 uses the identical tomli package
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -42,10 +45,10 @@ class Settings:
 @cache
 def settings(path: Path = SETTINGS_FILE) -> Settings:
     try:
-        data = tomllib.loads(path.read_text())
+        data = load_toml(path)
     except FileNotFoundError:
         raise CourseError(f"course settings not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except TOMLDecodeError as exc:
         raise CourseError(f"{path} is not valid TOML: {exc}") from None
     try:
         colab = data["colab"]
@@ -61,7 +64,16 @@ def settings(path: Path = SETTINGS_FILE) -> Settings:
 
 def assignments() -> list[str]:
     """Assignment names: every folder of source/ that holds a notebook."""
+    if not SOURCE.is_dir():
+        raise CourseError(f"{SOURCE} does not exist: run this from a clone of the course")
     return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def load_toml(path: Path) -> dict:
+    return tomllib.loads(path.read_text())
+
+
+TOMLDecodeError = tomllib.TOMLDecodeError
 
 
 def check_assignment(name: str) -> str:

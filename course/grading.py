@@ -16,6 +16,7 @@ then feedback HTML for everyone graded, and the grades CSV.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,10 @@ from . import nbgrader_cli
 from .config import AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
 
 FINGERPRINT_FILE = ".graded-from"
-# Inputs besides the submission that change a grade when they change.
-GRADING_INPUTS = ("nbgrader_config.py", "course.toml", "utils", "course")
+# Inputs besides the submission and source/ that change a grade when they change. Only
+# these: a regrade flags every hand-graded answer for review again, so settings that do
+# not affect scores (the Colab repository, say) must not trigger one.
+GRADING_INPUTS = ("nbgrader_config.py", "utils", "course/bonus.py")
 
 
 @dataclass(frozen=True)
@@ -97,17 +100,38 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
     before = digest([submission])
     stamp = fingerprint(assignment, student)
     stamp_file = AUTOGRADED / student / assignment / FINGERPRINT_FILE
-    if not force and stamp_file.exists() and stamp_file.read_text() == stamp:
+    if not force and stamp_file.exists() and stamp_file.read_text() == stamp and _recorded(assignment, student):
         return Outcome(student, assignment, "up to date")
 
     result = nbgrader_cli.run("autograde", assignment, f"--student={student}", "--force", check=False)
     if digest([submission]) != before:
-        return Outcome(student, assignment, "error", "the submission changed while it was graded")
+        _discard(assignment, student)  # scores from a run that changed its own input are void
+        return Outcome(student, assignment, "error",
+                       "the submission changed while it was graded; its scores were discarded")
     if not result.ok:
         reason = "; ".join(result.errors()[-3:]) or result.log.strip()[-500:]
         return Outcome(student, assignment, "error", f"nbgrader could not grade it: {reason}")
     stamp_file.write_text(stamp)
     return Outcome(student, assignment, "graded")
+
+
+def _recorded(assignment: str, student: str) -> bool:
+    from .scores import read  # scores imports this module
+
+    return read(assignment, student) is not None
+
+
+def _discard(assignment: str, student: str) -> None:
+    """Remove one submission's grading results: gradebook entry, autograded copy, feedback."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{GRADEBOOK}") as gb:
+        try:
+            gb.remove_submission(assignment, student)
+        except MissingEntry:
+            pass
+    for folder in (AUTOGRADED / student / assignment, FEEDBACK / student / assignment):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def register(assignment: str) -> None:
@@ -118,22 +142,27 @@ def register(assignment: str) -> None:
     assignment is generated again, into a scratch folder so release/ stays untouched.
     """
     record = AUTOGRADED / f".registered-{assignment}"
-    if GRADEBOOK.exists() and record.exists() and record.read_text() == _source_stamp(assignment):
+    stamp = _source_stamp(assignment)
+    if GRADEBOOK.exists() and record.exists() and record.read_text() == stamp:
         return
     with tempfile.TemporaryDirectory(prefix="register-") as scratch:
-        nbgrader_cli.run("generate_assignment", assignment, "--force",
-                         f"--CourseDirectory.release_directory={scratch}")
-    mark_registered(assignment)
+        result = nbgrader_cli.run("generate_assignment", assignment, "--force",
+                                  f"--CourseDirectory.release_directory={scratch}", check=False)
+    if not result.ok:
+        if "Cannot add or remove cells" in result.log:
+            raise CourseError(
+                f"the gradebook holds graded submissions of {assignment}, and source/{assignment} now has "
+                "other graded or locked cells than when they were graded. nbgrader refuses to change an "
+                "assignment under recorded grades. Restore the cells, or, to start over, export the grades "
+                "(grades.csv) and move gradebook.db away."
+            )
+        raise CourseError(f"could not register {assignment} in the gradebook: {'; '.join(result.errors()[-3:])}")
+    AUTOGRADED.mkdir(exist_ok=True)
+    record.write_text(stamp)
 
 
 def _source_stamp(assignment: str) -> str:
     return digest([SOURCE / assignment, ROOT / "nbgrader_config.py"])
-
-
-def mark_registered(assignment: str) -> None:
-    """Record that the gradebook holds the current tests (called after every generation)."""
-    AUTOGRADED.mkdir(exist_ok=True)
-    (AUTOGRADED / f".registered-{assignment}").write_text(_source_stamp(assignment))
 
 
 def grade(assignment: str, only: list[str] | None = None, force: bool = False) -> list[Outcome]:
@@ -152,7 +181,19 @@ def grade(assignment: str, only: list[str] | None = None, force: bool = False) -
     if stale:
         pattern = graded[0] if len(graded) == 1 else "*"
         nbgrader_cli.run("generate_feedback", assignment, f"--student={pattern}", "--force")
+        _keep_only_pages(assignment)
     return outcomes
+
+
+def _keep_only_pages(assignment: str) -> None:
+    """nbgrader copies every other file of the autograded folder into feedback/ (data,
+    whatever the student's code wrote, our stamps): students get the HTML pages only."""
+    for folder in FEEDBACK.glob(f"*/{assignment}"):
+        for path in sorted(folder.rglob("*"), reverse=True):
+            if path.is_file() and path.suffix != ".html":
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def export_csv(path: Path = GRADES_CSV) -> Path:

@@ -15,17 +15,19 @@ from . import grading, nbgrader_cli
 from .config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
 
 
-def generate(assignment: str, release_dir: Path | None = None, db: Path | None = None) -> Path:
-    """Run nbgrader generate_assignment; return the folder of the student version."""
+def generate(assignment: str, release_dir: Path | None = None) -> Path:
+    """Run nbgrader generate_assignment; return the folder of the student version.
+
+    A scratch gradebook is used, so releasing never touches the grades: the course
+    gradebook learns about changed tests when grading starts (grading.register).
+    """
     check_assignment(assignment)
-    args = ["generate_assignment", assignment, "--force"]
-    if release_dir is not None:
-        args.append(f"--CourseDirectory.release_directory={release_dir}")
-    if db is not None:
-        args.append(f"--CourseDirectory.db_url=sqlite:///{db}")
-    nbgrader_cli.run(*args)
-    if db is None:
-        grading.mark_registered(assignment)  # the course gradebook now holds these tests
+    with tempfile.TemporaryDirectory(prefix="release-") as scratch:
+        args = ["generate_assignment", assignment, "--force",
+                f"--CourseDirectory.db_url=sqlite:///{Path(scratch) / 'gradebook.db'}"]
+        if release_dir is not None:
+            args.append(f"--CourseDirectory.release_directory={release_dir}")
+        nbgrader_cli.run(*args)
     if release_dir is None:
         AUTOGRADED.mkdir(exist_ok=True)
         _stamp_file(assignment).write_text(_inputs_stamp(assignment))
@@ -64,7 +66,7 @@ def check(names: list[str] | None = None) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
         tmp = Path(tmp)
         for name in names or assignments():
-            fresh = generate(name, release_dir=tmp / "release", db=tmp / "gradebook.db")
+            fresh = generate(name, release_dir=tmp / "release")
             committed = RELEASE / name
             if not committed.is_dir():
                 problems.append(f"release/{name} does not exist: run `make release`")

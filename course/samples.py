@@ -15,13 +15,12 @@ leaves files whose content is unchanged alone.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from .config import RELEASE, SAMPLES, SOURCE, SUBMITTED, CourseError, check_assignment
+from .config import RELEASE, SAMPLES, SOURCE, SUBMITTED, CourseError, TOMLDecodeError, check_assignment, load_toml
 
 SOLUTION_DELIMITERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -46,8 +45,8 @@ def load(assignment: str) -> list[Sample]:
     if not path.exists():
         return []
     try:
-        students = tomllib.loads(path.read_text())["students"]
-    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        students = load_toml(path)["students"]
+    except (TOMLDecodeError, KeyError) as exc:
         raise CourseError(f"{path}: expected [students.<name>] tables ({exc})") from None
     samples = []
     for name, entry in students.items():
@@ -101,6 +100,20 @@ def render(sample: Sample, assignment: str, notebook: str) -> tuple[str, set[str
     return nbformat.writes(nb), used
 
 
+MARKER = ".sample"
+
+
+def _claim(folder: Path) -> None:
+    """Make ``folder`` a sample's folder, refusing one that holds a real student's work."""
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise CourseError(
+            f"{folder} holds a submission that is not a bundled sample: rename the sample "
+            f"in samples.toml, or move that submission, before building samples"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by `python -m course samples`; safe to overwrite\n")
+
+
 def build(assignment: str, dest: Path = SUBMITTED) -> list[Path]:
     """Write every sample submission of ``assignment``; return the notebook paths."""
     check_assignment(assignment)
@@ -114,7 +127,7 @@ def build(assignment: str, dest: Path = SUBMITTED) -> list[Path]:
             content, used_here = render(sample, assignment, notebook)
             used |= used_here
             path = dest / sample.student / assignment / f"{notebook}.ipynb"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _claim(path.parent)
             if not path.exists() or path.read_text() != content:
                 path.write_text(content)
             written.append(path)

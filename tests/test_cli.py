@@ -17,7 +17,17 @@ def test_unknown_assignment(course_copy):
 def test_grading_a_student_without_submission(course_copy):
     name = config.assignments()[0]
     proc = run_course(course_copy, "grade", name, "--student", "ghost", check=False)
-    assert proc.returncode == 0 and "no submissions" in proc.stdout
+    assert proc.returncode == 2 and "no submission in submitted/ for: ghost" in proc.stderr
+
+
+def test_samples_never_overwrite_a_real_submission(course_copy):
+    name = config.assignments()[0]
+    real = course_copy / "submitted" / "correct" / name / f"{name}.ipynb"
+    real.parent.mkdir(parents=True)
+    real.write_text("a real student's work")
+    proc = run_course(course_copy, "samples", name, check=False)
+    assert proc.returncode == 2 and "not a bundled sample" in proc.stderr
+    assert real.read_text() == "a real student's work"
 
 
 def test_samples_need_a_release(course_copy):

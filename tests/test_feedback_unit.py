@@ -2,7 +2,7 @@
 
 import nbformat
 
-from course.feedback import WITHHELD, WithholdHiddenTests
+from course.feedback import WITHHELD, WITHHELD_LINE, WithholdHiddenTests
 
 
 def grade_cell(source, outputs=()):
@@ -37,3 +37,18 @@ def test_student_cells_are_left_alone():
     cell = nbformat.v4.new_code_cell("x = 1  # BEGIN HIDDEN TESTS is just text here")
     out, _ = WithholdHiddenTests().preprocess_cell(cell, {}, 0)
     assert out.source == cell.source
+
+
+def test_hidden_code_printed_by_student_code_is_withheld_everywhere():
+    test = grade_cell("check(w)\n### BEGIN HIDDEN TESTS\nassert secret_reference(w) == 42\n### END HIDDEN TESTS")
+    peek = nbformat.v4.new_code_cell("print(*In, sep='\\n')")
+    peek.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="check(w)\nassert secret_reference(w) == 42\nx = 1\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "'assert secret_reference(w) == 42'"},
+                               execution_count=1),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[test, peek])
+    out, _ = WithholdHiddenTests().preprocess(nb, {})
+    text = str(out)
+    assert "secret_reference" not in text
+    assert out.cells[1].outputs[0].text == f"check(w)\n{WITHHELD_LINE}\nx = 1\n"
