@@ -73,11 +73,18 @@ def fingerprint(assignment: str, student: str) -> str:
     return digest(inputs + [ROOT / name for name in GRADING_INPUTS])
 
 
-def check_notebooks(folder: Path) -> str | None:
-    """Why the submission cannot be graded, or None if every notebook reads and validates."""
+def check_notebooks(folder: Path, expected: set[str] | None = None) -> str | None:
+    """Why the submission cannot be graded, or None if every notebook reads and validates.
+
+    ``expected`` are the notebook file names of the assignment: a submission with none
+    of them (a renamed "Copy of ..." say) is reported rather than silently scored 0.
+    """
     notebooks = sorted(folder.glob("*.ipynb"))
     if not notebooks:
         return f"{folder.relative_to(ROOT)} holds no notebook"
+    if expected and not expected & {p.name for p in notebooks}:
+        return (f"{folder.relative_to(ROOT)} has {', '.join(p.name for p in notebooks)} but not "
+                f"{', '.join(sorted(expected))}: rename the notebook to grade it")
     for path in notebooks:
         name = path.relative_to(ROOT)
         try:
@@ -93,7 +100,7 @@ def check_notebooks(folder: Path) -> str | None:
 
 def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
     submission = SUBMITTED / student / assignment
-    problem = check_notebooks(submission)
+    problem = check_notebooks(submission, {p.name for p in (SOURCE / assignment).glob("*.ipynb")})
     if problem:
         return Outcome(student, assignment, "error", problem)
 

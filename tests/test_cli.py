@@ -72,3 +72,12 @@ def test_check_notebooks_accepts_a_valid_notebook(tmp_path, monkeypatch):
     monkeypatch.setattr(grading, "ROOT", tmp_path)
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a.ipynb")
     assert grading.check_notebooks(tmp_path) is None
+
+
+def test_check_notebooks_reports_a_renamed_notebook(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "ROOT", tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "Copy of autodiff.ipynb")
+    message = grading.check_notebooks(tmp_path, {"autodiff.ipynb"})
+    assert "has Copy of autodiff.ipynb but not autodiff.ipynb: rename the notebook" in message
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "autodiff.ipynb")
+    assert grading.check_notebooks(tmp_path, {"autodiff.ipynb"}) is None
