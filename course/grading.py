@@ -111,6 +111,12 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
         return Outcome(student, assignment, "up to date")
 
     result = nbgrader_cli.run("autograde", assignment, f"--student={student}", "--force", check=False)
+    note = ""
+    if not result.ok and digest([submission]) == before:
+        # One more try: on a loaded machine a kernel can fail to start. A submission that
+        # fails for its own reasons (a kernel it kills, say) fails the same way again.
+        note = f" (second try; the first failed: {'; '.join(result.errors()[-1:])})"
+        result = nbgrader_cli.run("autograde", assignment, f"--student={student}", "--force", check=False)
     if digest([submission]) != before:
         _discard(assignment, student)  # scores from a run that changed its own input are void
         return Outcome(student, assignment, "error",
@@ -119,7 +125,7 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
         reason = "; ".join(result.errors()[-3:]) or result.log.strip()[-500:]
         return Outcome(student, assignment, "error", f"nbgrader could not grade it: {reason}")
     stamp_file.write_text(stamp)
-    return Outcome(student, assignment, "graded")
+    return Outcome(student, assignment, "graded", note.strip())
 
 
 def _recorded(assignment: str, student: str) -> bool:
