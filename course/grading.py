@@ -15,7 +15,6 @@ then feedback HTML for everyone graded, and the grades CSV.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from . import nbgrader_cli
+from .stamps import digest, matches, record
 from .config import AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
 
 FINGERPRINT_FILE = ".graded-from"
@@ -49,23 +49,6 @@ def students(assignment: str) -> list[str]:
     if not SUBMITTED.is_dir():
         return []
     return sorted(p.name for p in SUBMITTED.iterdir() if (p / assignment).is_dir())
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts
-    )
-
-
-def digest(paths: list[Path]) -> str:
-    """A hash of the given files and folders: names and contents."""
-    h = hashlib.sha256()
-    for path in paths:
-        for file in _files(path) if path.is_dir() else [path]:
-            h.update(str(file.relative_to(path.parent)).encode())
-            h.update(hashlib.sha256(file.read_bytes()).digest())
-    return h.hexdigest()
 
 
 def fingerprint(assignment: str, student: str) -> str:
@@ -107,7 +90,7 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
     before = digest([submission])
     stamp = fingerprint(assignment, student)
     stamp_file = AUTOGRADED / student / assignment / FINGERPRINT_FILE
-    if not force and stamp_file.exists() and stamp_file.read_text() == stamp and _recorded(assignment, student):
+    if not force and matches(stamp_file, stamp) and _recorded(assignment, student):
         return Outcome(student, assignment, "up to date")
 
     result = nbgrader_cli.run("autograde", assignment, f"--student={student}", "--force", check=False)
@@ -124,7 +107,7 @@ def autograde(assignment: str, student: str, force: bool = False) -> Outcome:
     if not result.ok:
         reason = "; ".join(result.errors()[-3:]) or result.log.strip()[-500:]
         return Outcome(student, assignment, "error", f"nbgrader could not grade it: {reason}")
-    stamp_file.write_text(stamp)
+    record(stamp_file, stamp)
     return Outcome(student, assignment, "graded", note.strip())
 
 
@@ -154,9 +137,9 @@ def register(assignment: str) -> None:
     assignment. Whenever source/ changed since then (or the gradebook is new), the
     assignment is generated again, into a scratch folder so release/ stays untouched.
     """
-    record = AUTOGRADED / f".registered-{assignment}"
+    stamp_file = AUTOGRADED / f".registered-{assignment}"
     stamp = _source_stamp(assignment)
-    if GRADEBOOK.exists() and record.exists() and record.read_text() == stamp:
+    if GRADEBOOK.exists() and matches(stamp_file, stamp):
         return
     with tempfile.TemporaryDirectory(prefix="register-") as scratch:
         result = nbgrader_cli.run("generate_assignment", assignment, "--force",
@@ -170,8 +153,7 @@ def register(assignment: str) -> None:
                 "(grades.csv) and move gradebook.db away."
             )
         raise CourseError(f"could not register {assignment} in the gradebook: {'; '.join(result.errors()[-3:])}")
-    AUTOGRADED.mkdir(exist_ok=True)
-    record.write_text(stamp)
+    record(stamp_file, stamp)
 
 
 def _source_stamp(assignment: str) -> str:

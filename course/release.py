@@ -11,7 +11,8 @@ import filecmp
 import tempfile
 from pathlib import Path
 
-from . import grading, nbgrader_cli
+from . import nbgrader_cli
+from .stamps import digest, matches, record
 from .config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
 
 
@@ -29,14 +30,13 @@ def generate(assignment: str, release_dir: Path | None = None) -> Path:
             args.append(f"--CourseDirectory.release_directory={release_dir}")
         nbgrader_cli.run(*args)
     if release_dir is None:
-        AUTOGRADED.mkdir(exist_ok=True)
-        _stamp_file(assignment).write_text(_inputs_stamp(assignment))
+        record(_stamp_file(assignment), _inputs_stamp(assignment))
     return (release_dir or RELEASE) / assignment
 
 
 # Everything a student version is generated from; course/ covers the Colab cells.
 def _inputs_stamp(assignment: str) -> str:
-    return grading.digest([SOURCE / assignment, ROOT / "nbgrader_config.py", ROOT / "course.toml", ROOT / "course"])
+    return digest([SOURCE / assignment, ROOT / "nbgrader_config.py", ROOT / "course.toml", ROOT / "course"])
 
 
 def _stamp_file(assignment: str) -> Path:
@@ -45,8 +45,7 @@ def _stamp_file(assignment: str) -> Path:
 
 def is_current(assignment: str) -> bool:
     """True if release/ was generated here from exactly the current inputs."""
-    stamp = _stamp_file(assignment)
-    return (RELEASE / assignment).is_dir() and stamp.exists() and stamp.read_text() == _inputs_stamp(assignment)
+    return (RELEASE / assignment).is_dir() and matches(_stamp_file(assignment), _inputs_stamp(assignment))
 
 
 def _differences(expected: Path, actual: Path, prefix: str = "") -> list[str]:

@@ -41,9 +41,12 @@ def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
         except MissingEntry:
             return None
         # Grade cells that are also answer cells are read by a person; the rest are tests.
-        grades = [(g, {s.name for s in nb.notebook.solution_cells}) for nb in submission.notebooks for g in nb.grades]
-        auto = [g for g, answers in grades if g.name not in answers]
-        manual = [g for g, answers in grades if g.name in answers]
+        grades, answers = [], set()
+        for nb in submission.notebooks:
+            grades += nb.grades
+            answers |= {cell.name for cell in nb.notebook.solution_cells}
+        auto = [g for g in grades if g.name not in answers]
+        manual = [g for g in grades if g.name in answers]
         manual_done = not any(g.needs_manual_grade for g in manual)
         return Score(
             student=student,
@@ -52,7 +55,7 @@ def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
             auto_max=sum(g.max_score for g in auto),
             manual_max=sum(g.max_score for g in manual),
             manual_score=sum(g.score - (g.extra_credit or 0.0) for g in manual) if manual_done else None,
-            bonus=sum(g.extra_credit or 0.0 for g, _ in grades),
+            bonus=sum(g.extra_credit or 0.0 for g in grades),
             failed_cells=tuple(sorted(g.name for g in auto if g.score < g.max_score)),
         )
 

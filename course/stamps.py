@@ -1,0 +1,36 @@
+"""Content stamps: skip work whose inputs have not changed since it was last done.
+
+A stamp is a hash of files (names and contents) written next to the work's output;
+the work is redone when the hash of its inputs no longer matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def digest(paths: list[Path]) -> str:
+    """A hash of the given files and folders: names and contents."""
+    h = hashlib.sha256()
+    for path in paths:
+        for file in _files(path) if path.is_dir() else [path]:
+            h.update(str(file.relative_to(path.parent)).encode())
+            h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def matches(stamp_file: Path, value: str) -> bool:
+    return stamp_file.exists() and stamp_file.read_text() == value
+
+
+def record(stamp_file: Path, value: str) -> None:
+    stamp_file.parent.mkdir(parents=True, exist_ok=True)
+    stamp_file.write_text(value)
