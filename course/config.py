@@ -25,6 +25,19 @@ GRADEBOOK = ROOT / "gradebook.db"
 GRADES_CSV = ROOT / "grades.csv"
 SETTINGS_FILE = ROOT / "course.toml"
 
+# Code that notebooks import at run time, besides the assignment's own folder: the helper
+# package, the hidden test functions (never released) and the loss-landscape modules.
+# The one list: the grading fingerprint, the release stamp, the grading sandbox's view of
+# the course and the tests' copies of the course all read it.
+HELPERS = ("utils", "hidden_tests", "plot_loss.py", "convert_net.py")
+# Everything a copy of the course needs to release, build samples and grade.
+COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrader_config.py", *HELPERS)
+
+
+def helper_paths() -> list[Path]:
+    """The helpers that exist in this checkout (an assignment may not need them all yet)."""
+    return [ROOT / name for name in HELPERS if (ROOT / name).exists()]
+
 
 class CourseError(Exception):
     """A problem the user can fix; the CLI prints it without a traceback."""

@@ -24,13 +24,14 @@ import nbformat
 
 from . import nbgrader_cli
 from .stamps import digest, matches, record
-from .config import AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError, check_assignment
+from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError,
+                     check_assignment, helper_paths)
 
 FINGERPRINT_FILE = ".graded-from"
-# Inputs besides the submission and source/ that change a grade when they change. Only
-# these: a regrade flags every hand-graded answer for review again, so settings that do
-# not affect scores (the Colab repository, say) must not trigger one.
-GRADING_INPUTS = ("nbgrader_config.py", "utils", "course/bonus.py")
+# Inputs besides the submission, source/ and the helpers that change a grade when they
+# change. Only these: a regrade flags every hand-graded answer for review again, so
+# settings that do not affect scores (the Colab repository, say) must not trigger one.
+GRADING_INPUTS = ("nbgrader_config.py", "course/bonus.py")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def students(assignment: str) -> list[str]:
 
 def fingerprint(assignment: str, student: str) -> str:
     inputs = [SUBMITTED / student / assignment, SOURCE / assignment]
-    return digest(inputs + [ROOT / name for name in GRADING_INPUTS])
+    return digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
 
 
 def check_notebooks(folder: Path, expected: set[str] | None = None) -> str | None:

@@ -16,8 +16,10 @@ matplotlib.use("Agg")  # tests draw figures without a display
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from course.config import COURSE_FILES  # noqa: E402
+
 # What a course needs to generate, build samples and grade; grading output is left behind.
-COURSE_PARTS = ("source", "release", "samples", "course", "utils", "course.toml", "nbgrader_config.py")
+COURSE_PARTS = COURSE_FILES
 
 
 def copy_course(dest: Path, parts=COURSE_PARTS) -> Path:
