@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .figures import main_axes
+
 
 def _as_tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
@@ -69,7 +71,7 @@ def check_figure(fig, name: str, n_axes: int | None = None) -> None:
 
     if not isinstance(fig, Figure):
         raise AssertionError(f"{name} should be a matplotlib Figure (from plt.subplots), not {type(fig).__name__}")
-    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    axes = main_axes(fig)
     if n_axes is not None and len(axes) != n_axes:
         raise AssertionError(f"{name} should have {n_axes} panel(s), but has {len(axes)}")
     for i, ax in enumerate(axes):
