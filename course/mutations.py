@@ -77,7 +77,14 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return not self.error and set(self.failed) == set(self.case.fails)
+        return not self.error and set(self.failed) == set(self.case.fails) and not self.unhelpful
+
+    @property
+    def unhelpful(self) -> dict[str, str]:
+        """For cases about advice: failures that are not an AssertionError with a message."""
+        if self.case.weakness != "advice":
+            return {}
+        return {k: v for k, v in self.failed.items() if not v.startswith("AssertionError: ")}
 
     def explain(self) -> str:
         if self.error:
@@ -88,6 +95,8 @@ class Verdict:
         extra = {k: v for k, v in self.failed.items() if k not in self.case.fails}
         parts = [f"not caught by {', '.join(missed)}"] if missed else []
         parts += [f"also failed {k}: {v}" for k, v in extra.items()]
+        parts += [f"{k} fails without advice (a test should raise AssertionError with a message): {v}"
+                  for k, v in self.unhelpful.items()]
         return f"{self.case.id} (mistake): " + "; ".join(parts)
 
 

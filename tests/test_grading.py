@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import html
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, copy_course, run_course
+from conftest import ROOT, copy_course, course_env, run_course
 
 from course import bonus, config, samples, scores
 from course.grading import digest
@@ -164,3 +166,17 @@ def test_regrading_is_skipped_when_nothing_changed_and_stable_when_forced(graded
     assert re.search(r"correct\s+graded", forced), forced
     assert scores.cell_scores(graded.assignment, "correct", db=graded.db) == before
     test_grading_never_modifies_a_submission(graded)
+
+
+def test_validate_passes_every_correct_samples_student_side_notebook(graded):
+    # What a student's Validate button runs on a finished notebook: the student version
+    # (hidden tests stripped) with correct answers must be told it passes, not that it
+    # "WILL NOT receive full credit" (a test cell ending in a number reads as partial credit).
+    correct = [s.student for s in samples.load(graded.assignment) if s.solutions == "all" and not s.fails and s.raw is None]
+    assert "correct" in correct
+    for student in correct:
+        for notebook in sorted(graded.submission(student).glob("*.ipynb")):
+            proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook)], cwd=graded.root,
+                                  env=course_env(graded.root), capture_output=True, text=True, timeout=600)
+            assert "Success! Your notebook passes all the tests." in proc.stdout, (
+                f"{student}/{notebook.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")

@@ -6,6 +6,7 @@ instructor or a student would run them, so the repository is never written to.
 
 from __future__ import annotations
 
+import ast
 import shutil
 
 import nbformat
@@ -76,3 +77,36 @@ def test_bonus_cells_are_worth_no_regular_points():
                 if meta.get("grade_id") in extra:
                     assert meta["points"] == 0, f"{path.name}: bonus cell {meta['grade_id']} must have 0 points"
                     assert extra[meta["grade_id"]] > 0
+
+
+# Calls that return None, so a test cell may end with them.
+RETURN_NOTHING = {"check_close", "check_figure", "check_curve", "check_point", "check_optimizer_step", "print", "show"}
+
+
+def _ends_in_value(source: str) -> bool:
+    body = ast.parse(source).body
+    if not body or not isinstance(body[-1], ast.Expr):
+        return False
+    value = body[-1].value
+    if isinstance(value, ast.Call):
+        func = value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        return not (name in RETURN_NOTHING or name.startswith("test_"))
+    return True
+
+
+def test_test_cells_end_in_a_statement():
+    # nbgrader (and the student's Validate button) reads a test cell whose last line is an
+    # expression with a numeric value as partial credit, and one echoing a tensor as output.
+    assert _ends_in_value("x = 1\ncheck_number(x, 'x')") and _ends_in_value("loss.item()")
+    assert not _ends_in_value("check_close(a, b, 'a')\n") and not _ends_in_value("test_adam(Adam)")
+    ending_in_value = []
+    for name in config.assignments():
+        for folder in ("source", "release"):
+            for path in sorted((ROOT / folder / name).glob("*.ipynb")):
+                for cell in nbformat.read(path, as_version=4).cells:
+                    if not is_test(cell):
+                        continue
+                    if _ends_in_value(cell.source):
+                        ending_in_value.append(f"{folder}/{name}: {cell.metadata.nbgrader.grade_id}")
+    assert not ending_in_value, f"test cells that end in an expression: {ending_in_value}"

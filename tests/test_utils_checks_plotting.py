@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.checks import check_close, check_figure, check_number, check_tensor
+from utils.checks import check_close, check_figure, check_number, check_optimizer_step, check_tensor
 from utils.plotting import as_numpy, plot_curves
 
 
@@ -74,3 +74,26 @@ def test_plot_curves_labels_legend_and_log_scale():
 def test_as_numpy():
     assert as_numpy([torch.tensor(1.0), 2]).tolist() == [1.0, 2.0]
     assert as_numpy(torch.ones(2, requires_grad=True)).tolist() == [1.0, 1.0]
+
+
+def test_check_optimizer_step_accepts_a_right_step_and_names_the_wrong_ones():
+    class Step:
+        def __init__(self, params, lr, sign=1.0, rebind=False):
+            self.params, self.lr, self.sign, self.rebind = params, lr, sign, rebind
+
+        def step(self):
+            for p in self.params:
+                if self.rebind:
+                    p = p - self.lr * p.grad  # noqa: F841 - the classic slip: a new tensor
+                else:
+                    with torch.no_grad():
+                        p -= self.sign * self.lr * p.grad
+
+    start, grad = torch.tensor([0.5, -1.0]), torch.tensor([2.0, -4.0])
+    check_optimizer_step(lambda ps: Step(ps, 0.1), start, grad, [0.3, -0.6], "one step")
+    with pytest.raises(AssertionError, match="one step is not correct. Mind the sign"):
+        check_optimizer_step(lambda ps: Step(ps, 0.1, sign=-1.0), start, grad, [0.3, -0.6], "one step",
+                             hint="Mind the sign.")
+    with pytest.raises(AssertionError, match="one step is not correct"):
+        check_optimizer_step(lambda ps: Step(ps, 0.1, rebind=True), start, grad, [0.3, -0.6], "one step")
+    assert start.tolist() == [0.5, -1.0], "the check must not change the start it was given"

@@ -62,3 +62,10 @@ def test_main_axes_skip_colour_bars_and_legend_labels(ax):
     ax.plot([1, 2], label="a")
     ax.legend()
     assert legend_labels(ax) == ["a"]
+
+
+def test_points_that_are_not_finite_are_not_required(ax):
+    diverged = np.array([[0.0, 0.0], [1.0, 2.0], [np.nan, np.nan], [np.inf, 1.0]])
+    ax.plot(*diverged.T)
+    assert shows_curve(ax, diverged) and shows_curve(ax, [0.0, 2.0, np.nan])
+    assert not shows_curve(ax, np.array([[0.0, 0.0], [1.0, 2.5], [np.nan, np.nan]]))

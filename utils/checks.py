@@ -79,3 +79,20 @@ def check_figure(fig, name: str, n_axes: int | None = None) -> None:
             raise AssertionError(f"panel {i} of {name} is empty: plot something into it")
         if not ax.get_xlabel() or not ax.get_ylabel():
             raise AssertionError(f"panel {i} of {name} needs labels on both axes (ax.set_xlabel, ax.set_ylabel)")
+
+
+def check_optimizer_step(make_optimizer, start, grad, expected, name: str, hint: str = "") -> None:
+    """One ``step()`` of an optimizer from ``start`` with gradient ``grad`` must land on
+    ``expected``, and the parameter must stay a leaf tensor that requires gradients.
+
+    ``make_optimizer`` takes the list of parameters: ``lambda ps: SGD(ps, lr=0.1)``.
+    Used in: optimizers 2.1, 2.2, 2.4, 2.5.
+    """
+    p = start.detach().clone().requires_grad_(True)
+    optimizer = make_optimizer([p])
+    p.grad = grad.detach().clone().to(p)
+    optimizer.step()
+    check_close(p, expected, name, hint=hint)
+    if not (p.is_leaf and p.requires_grad):
+        raise AssertionError(f"{name}: the parameter should stay a leaf tensor that requires gradients "
+                             "(update it in place, inside torch.no_grad())")

@@ -50,8 +50,10 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
 
 def shows_curve(ax, expected, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     """True if one artist in ``ax`` draws ``expected``: (n, 2) points in order, or, for a
-    1-D ``expected``, n y-values at any x (a curve over steps, epochs, ...)."""
+    1-D ``expected``, n y-values at any x (a curve over steps, epochs, ...). Points that
+    are not finite (a diverged run) are not drawn by matplotlib, so they are not required."""
     expected = np.asarray(expected, dtype=float)
+    expected = expected[np.isfinite(expected)] if expected.ndim == 1 else _finite_rows(expected)
     for xy in drawn_xy(ax):
         if expected.ndim == 1 and _close(xy[:, 1], expected, rtol, atol):
             return True
