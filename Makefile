@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv release check-release samples grade scores bench lab clean
+.PHONY: demo test venv release check-release samples grade scores mutations bench lab clean
 
 demo: $(STAMP)          ## set up, release, build the sample submissions, grade them
 	$(PY) -m course demo
@@ -37,6 +37,9 @@ grade: $(STAMP)         ## autograde submitted/, write feedback/ and grades.csv
 
 scores: $(STAMP)
 	$(PY) -m course scores
+
+mutations: $(STAMP)     ## judge the hidden tests with correct variants and plausible mistakes
+	$(PY) -m course mutations
 
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
