@@ -137,7 +137,8 @@ def _is_float(value) -> bool:
 
 
 def _floats(values, name: str, rule: str) -> list[float]:
-    assert isinstance(values, (list, tuple)), f"{name} should be a list, but it is a {type(values).__name__}"
+    assert isinstance(values, (list, tuple)), (
+        f"the sheet says: {rule}, in a list. {name} should be a list, but it is a {type(values).__name__}")
     bad = next((v for v in values if not _is_float(v)), None)
     assert bad is None, f"the sheet says: {rule}. {name} holds a {type(bad).__name__}: use loss.item()"
     return list(values)
