@@ -182,7 +182,7 @@ def _mse(X, y, w, b) -> float:
 def _check_training_run(result, name, n_features, device, reference, hint):
     """The (w, b, losses) of a student's training function against the reference run."""
     w_ref, b_ref, losses_ref, _ = reference
-    w, b, losses = _pair_or_triple(result, name)
+    w, b, losses = _triple(result, name)
     losses = _floats(losses, f"the losses of {name}", "the loss (a Python float) of every update")
     assert len(losses) == len(losses_ref), (
         f"the sheet says: losses holds the loss of every update, in order; {name} returned a list of "
@@ -197,7 +197,7 @@ def _check_training_run(result, name, n_features, device, reference, hint):
     check_close(b.reshape(-1), b_ref, f"b returned by {name}", hint=hint)
 
 
-def _pair_or_triple(result, name):
+def _triple(result, name):
     ok = isinstance(result, (tuple, list)) and len(result) == 3
     assert ok, f"{name} should return w, b, losses (three values), but returned a {type(result).__name__}"
     return result
