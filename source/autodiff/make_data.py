@@ -26,7 +26,11 @@ def generate() -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(SEED)
     X = torch.randn(N_SAMPLES, len(WEIGHTS), generator=generator)
     noise = NOISE_STD * torch.randn(N_SAMPLES, 1, generator=generator)
-    y = X @ torch.tensor(WEIGHTS).unsqueeze(1) + BIAS + noise
+    # Elementwise float32 operations in a fixed order, not a matrix product: a matmul's
+    # summation order depends on the CPU's vector units, and y must be the same bits everywhere.
+    y = BIAS + noise
+    for i, weight in enumerate(WEIGHTS):
+        y = y + weight * X[:, i:i + 1]
     return X, y
 
 
