@@ -21,13 +21,14 @@ expected numbers. What each function needs:
 ``test_b4``             ``train``
 ``test_b5``             ``batch_losses``, ``fresh_model``, ``make_loader``, ``train``
 ``test_b5_plot``        ``fig_batch``, ``batch_losses``
-``test_c1``             ``ConstraintOptimizer``, ``iterates``
+``test_c1``             ``ConstraintOptimizer``
+``test_c1_run``         ``iterates``, ``ConstraintOptimizer``, ``rosenbrock_th``
 ``test_c2``             ``fig_circle``, ``iterates``
 ======================  ==========================================================
 
 One mistake, one lost cell. A function of an earlier exercise that later exercises call
 (``rosenbrock``, the four classes, ``optimize``, ``rosenbrock_th``, ``optimize_th``,
-``RosenbrockModel``, ``train``) is graded by a test that takes ``namespace=globals()``:
+``RosenbrockModel``, ``train``, ``ConstraintOptimizer``) is graded by a test that takes ``namespace=globals()``:
 if the test fails, it puts the ``Reference`` version in the notebook's namespace under the
 same name before it raises, so every later cell, the student's runs included, goes on with
 a correct one. The tests of later functions also run them with the references of the
@@ -154,6 +155,31 @@ class Reference:
             optimizer.step()
             losses.append(loss.item())
         return losses
+
+    class ConstraintOptimizer(torch.optim.Optimizer):
+        def __init__(self, params, lr=0.05):
+            super().__init__(params, dict(lr=lr))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    state.setdefault("length", group["lr"])
+                    theta = torch.atan2(p[1], p[0])
+                    slope = -torch.sin(theta) * p.grad[0] + torch.cos(theta) * p.grad[1]
+                    if "slope" in state and slope * state["slope"] < 0:
+                        state["length"] /= 2
+                    state["slope"] = slope
+                    theta = theta - state["length"] * torch.sign(slope)
+                    p.copy_(torch.stack([torch.cos(theta), torch.sin(theta)]))
+            return loss
 
 
 @contextmanager
@@ -540,6 +566,9 @@ def test_b2(optimize_th, namespace=None):
             assert not path.requires_grad and path.grad_fn is None, (
                 "the sheet says: return the path without gradient tracking: store xy.detach().clone()")
             assert path.dtype == torch.float64, "the path should keep the dtype of xy (float64 in, float64 out)"
+            check_close(path[0], start, f"the first row of the path ({label})",
+                        hint="Row 0 is the start. The optimiser changes xy in place and xy.detach() shares its memory: "
+                             "the sheet says, store xy.detach().clone().")
             check_close(path, _torch_path(make, start, steps, a, b), f"the path of optimize_th ({label}, a = {a}, b = {b})",
                         hint="Every step: optimizer.zero_grad(), f at xy with the given a and b, backward(), "
                              "optimizer.step(); store xy.detach().clone().")
@@ -719,7 +748,13 @@ def _run_circle(ConstraintOptimizer, thetas, lr, steps, f):
     return [torch.stack(row) for row in out], optimizer, xs
 
 
-def test_c1(ConstraintOptimizer, iterates):
+def test_c1(ConstraintOptimizer, namespace=None):
+    """The rule of C.1 on several starts, settings and functions, two parameters, a closure."""
+    with _fallback(namespace, "ConstraintOptimizer", Reference.ConstraintOptimizer):
+        _check_constraint_optimizer(ConstraintOptimizer)
+
+
+def _check_constraint_optimizer(ConstraintOptimizer):
     hint = "Follow the four steps of C.1: the slope from p.grad, halve on a change of sign, theta - s * sign(d), write back."
     x = torch.tensor([0.6, 0.8], requires_grad=True)
     optimizer = ConstraintOptimizer([x], lr=0.05)
@@ -727,7 +762,9 @@ def test_c1(ConstraintOptimizer, iterates):
     assert optimizer.defaults.get("lr") == 0.05, "the sheet says: pass defaults = dict(lr=lr) to the parent constructor"
     for theta0, lr, steps, a, b in [(3 * math.pi / 4, 0.05, 30, 1.0, 100.0), (0.2, 0.1, 30, 1.0, 100.0),
                                     (1.0, 0.2, 30, 0.5, 10.0)]:
-        (path,), _, _ = _run_circle(ConstraintOptimizer, [theta0], lr, steps, lambda x: _f(x[0], x[1], a, b))
+        (path,), _, _ = _raises_as("a run of ConstraintOptimizer", "The sheet says: decorate step with "
+                                   "@torch.no_grad() and write the new point into p in place (p.copy_).",
+                                   _run_circle, ConstraintOptimizer, [theta0], lr, steps, lambda x: _f(x[0], x[1], a, b))
         assert path.dtype == torch.float64, "write (cos theta, sin theta) into p in place, keeping its dtype (p.copy_)"
         check_close(path, _circle_reference(theta0, lr, steps, lambda u, v: tuple(_grad(u, v, a, b))),
                     f"the iterates from theta = {theta0:.3f} with lr = {lr}, a = {a}, b = {b}", atol=1e-6, hint=hint)
@@ -759,12 +796,31 @@ def test_c1(ConstraintOptimizer, iterates):
     check_close(loss, 101.0, "the loss returned by step(closure)", hint="Return the loss that the closure returns.")
     check_close(x, _circle_reference(math.pi / 2, 0.1, 1, lambda u, v: tuple(_grad(u, v)))[-1],
                 "the point after step(closure)")
-    # the run of the notebook
+
+
+def test_c1_run(iterates, ConstraintOptimizer, rosenbrock_th, device="cpu"):
+    """iterates: the start and 100 steps with lr 0.05 from (-1, 1) / sqrt(2)."""
     check_tensor(iterates, "iterates", shape=(101, 2))
     its = iterates.detach().cpu().double()
     check_close(its[0], [-1 / math.sqrt(2), 1 / math.sqrt(2)], "the first iterate", hint="Start at (-1, 1) / sqrt(2).")
-    check_close(its, _circle_reference(3 * math.pi / 4, 0.05, 100, lambda u, v: tuple(_grad(u, v))), "iterates",
-                atol=1e-4, hint="100 steps with lr = 0.05 from (-1, 1) / sqrt(2), rosenbrock_th with a = 1, b = 100.")
+
+    def own():
+        x = (torch.tensor([-1.0, 1.0], device=device) / math.sqrt(2)).requires_grad_()
+        optimizer = ConstraintOptimizer([x], lr=0.05)
+        out = [x.detach().clone()]
+        for _ in range(100):
+            optimizer.zero_grad()
+            rosenbrock_th(x[0], x[1]).backward()
+            optimizer.step()
+            out.append(x.detach().clone())
+        return torch.stack(out).cpu().double()
+
+    reference = _circle_reference(3 * math.pi / 4, 0.05, 100, lambda u, v: tuple(_grad(u, v)))
+    try:
+        check_close(its, reference, "iterates", atol=1e-4)
+    except AssertionError:
+        check_close(its, own(), "iterates", atol=1e-5,
+                    hint="The sheet says: 100 steps with lr = 0.05 from (-1, 1) / sqrt(2), with rosenbrock_th.")
 
 
 def test_c2(fig_circle, iterates):
