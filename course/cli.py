@@ -6,6 +6,7 @@
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
     demo                            release + samples + grade: the whole pipeline
+    mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 import time
 
-from . import grading, release, samples, scores
+from . import grading, mutations, release, samples, scores
 from .config import FEEDBACK, GRADES_CSV, ROOT, CourseError, assignments, check_assignment
 
 
@@ -108,6 +109,18 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_mutations(args) -> int:
+    names = [check_assignment(n) for n in args.assignments] or mutations.assignments_with_cases()
+    problems = []
+    for name in names:
+        verdicts = mutations.run(name, only=args.case)
+        print(mutations.summary(name, verdicts), flush=True)
+        problems += [f"  {name}: {v.explain()}" for v in verdicts if not v.ok]
+    if problems:
+        print("\nCases the tests do not judge as declared:", *problems, sep="\n")
+    return 1 if problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="grade again even if nothing changed")
     g.add_argument("--strict", action="store_true", help="exit 1 if any submission could not be graded")
     add("scores", cmd_scores, "print the score table from the gradebook")
+    m = add("mutations", cmd_mutations, "judge the hidden tests with the cases of mutations/<assignment>.toml")
+    m.add_argument("--case", action="append", help="only this case id (repeatable)")
     d = add("demo", cmd_demo, "release, build the sample submissions and grade them", assignments=False)
     d.add_argument("--force", action="store_true", help="grade again even if nothing changed")
     return p

@@ -1,0 +1,188 @@
+"""The mutation suite judges cases as declared, and the course's hidden tests pass it.
+
+Unit tests of the runner use a tiny notebook; the suite itself runs every assignment's
+mutations/<assignment>.toml: every correct variant must get full marks and every
+plausible mistake must fail exactly the cells it declares.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import nbformat
+import pytest
+
+from course import mutations
+from course.config import CourseError
+
+
+def _cell(source, grade_id, solution=False, test=False, points=1):
+    cell = nbformat.v4.new_code_cell(textwrap.dedent(source).strip())
+    if solution or test:
+        cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": solution, "grade": test, "locked": test,
+                                     "points": points if test else None, "schema_version": 3, "task": False}
+        if not test:
+            del cell.metadata["nbgrader"]["points"]
+    return cell
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A course with one notebook: double(x), then total(xs) that uses double."""
+    source, cases = tmp_path / "source" / "tiny", tmp_path / "mutations"
+    source.mkdir(parents=True)
+    cases.mkdir()
+    (source / "data.txt").write_text("3")
+    nb = nbformat.v4.new_notebook(cells=[
+        _cell("import sys\nSEEN = []\nthree = int(open('data.txt').read())", "setup"),
+        _cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "sol_double", solution=True),
+        _cell("assert double(three) == 6, 'double(3) should be 6'\nSEEN.append('double')", "test_double", test=True),
+        _cell("def total(xs):\n    ### BEGIN SOLUTION\n    return sum(double(x) for x in xs)\n    ### END SOLUTION",
+              "sol_total", solution=True),
+        _cell("assert total([1, 2]) == 6, 'total([1, 2]) should be 6'", "test_total", test=True),
+    ])
+    nbformat.write(nb, source / "tiny.ipynb")
+    monkeypatch.setattr(mutations, "SOURCE", tmp_path / "source")
+    monkeypatch.setattr(mutations, "MUTATIONS", cases)
+    monkeypatch.setattr(mutations, "check_assignment", lambda name: name)
+    return cases / "tiny.toml"
+
+
+def _write(spec, text):
+    spec.write_text(textwrap.dedent(text))
+
+
+def test_correct_variants_pass_and_mistakes_fail_exactly_their_cells(tiny):
+    _write(tiny, '''
+        [cases.shift]
+        kind = "correct"
+        about = "x + x"
+        cells.sol_double = "def double(x):\\n    return x + x"
+        [cases.triple]
+        kind = "mistake"
+        about = "3x: fails its own test, and total too since total uses double"
+        fails = ["test_double", "test_total"]
+        through = "test_total"
+        cells.sol_double = "def double(x):\\n    return 3 * x"
+        [cases.total_off]
+        kind = "mistake"
+        about = "forgets the last element"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return sum(double(x) for x in xs[:-1])"
+        [cases.declared_wrongly]
+        kind = "mistake"
+        about = "a mistake the test does not see: the verdict says so"
+        fails = ["test_double"]
+        cells.sol_double = "def double(x):\\n    return 2 * x + 0 * len(SEEN)"
+    ''')
+    verdicts = {v.case.id: v for v in mutations.run("tiny")}
+    assert verdicts["shift"].ok and verdicts["shift"].ran == ("test_double",)
+    assert verdicts["triple"].ok and set(verdicts["triple"].failed) == {"test_double", "test_total"}
+    assert "double(3) should be 6" in verdicts["triple"].failed["test_double"]
+    assert verdicts["total_off"].ok and verdicts["total_off"].ran == ("test_total",)
+    assert not verdicts["declared_wrongly"].ok
+    assert "not caught by test_double" in verdicts["declared_wrongly"].explain()
+    assert mutations.summary("tiny", list(verdicts.values())).endswith(
+        "correct variants full marks 1/1, mistakes caught 2/3")
+
+
+def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
+    _write(tiny, '''
+        [cases.pollutes]
+        kind = "correct"
+        about = "changes a global the next case would see without fork"
+        cells.sol_double = "SEEN.extend(range(100))\\nthree = 3\\ndef double(x):\\n    return 2 * x"
+        [cases.clean]
+        kind = "correct"
+        about = "sees the reference state"
+        cells.sol_double = "assert SEEN == [], 'state leaked from another case'\\ndef double(x):\\n    return 2 * x"
+        [cases.noisy]
+        kind = "mistake"
+        about = "prints to stderr inside the tested function"
+        fails = ["test_double"]
+        cells.sol_double = "def double(x):\\n    print('debug', file=sys.stderr)\\n    return 2 * x"
+        [cases.exits]
+        kind = "mistake"
+        about = "exit() is an error in the cell, like in a kernel"
+        fails = ["test_double"]
+        cells.sol_double = "def double(x):\\n    raise SystemExit(1)"
+        [cases.kills]
+        kind = "mistake"
+        about = "ends the process"
+        fails = ["test_double"]
+        cells.sol_double = "import os\\nos._exit(3)"
+        [cases.hangs]
+        kind = "mistake"
+        about = "never returns"
+        fails = ["test_double"]
+        cells.sol_double = "while True:\\n    pass"
+    ''')
+    verdicts = {v.case.id: v for v in mutations.run("tiny", timeout=5)}
+    assert verdicts["pollutes"].ok and verdicts["clean"].ok
+    assert verdicts["noisy"].ok and "stderr" in verdicts["noisy"].failed["test_double"]
+    assert verdicts["exits"].ok and "SystemExit" in verdicts["exits"].failed["test_double"]
+    assert "ended the process" in verdicts["kills"].error and not verdicts["kills"].ok
+    assert "did not finish within 5 s" in verdicts["hangs"].error
+
+
+@pytest.mark.parametrize("spec, message", [
+    ('[cases.a]\nkind = "good"\ncells.sol_double = "x = 1"', "kind must be one of"),
+    ('[cases.a]\nkind = "correct"\nfails = ["test_double"]\ncells.sol_double = "x = 1"', "a correct variant fails no cell"),
+    ('[cases.a]\nkind = "mistake"\ncells.sol_double = "x = 1"', "a mistake fails at least one"),
+    ('[cases.a]\nkind = "correct"\ncells.test_double = "pass"', "'test_double', which is not a solution cell"),
+    ('[cases.a]\nkind = "mistake"\nfails = ["sol_total"]\ncells.sol_double = "x = 1"', "'sol_total', which is not a test cell"),
+    ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\nweakness = "style"\ncells.sol_double = "x = 1"', "weakness must be"),
+    ("[cases.a\n", r"expected \[cases.<id>\] tables"),
+])
+def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
+    tiny.write_text(spec)
+    with pytest.raises(CourseError, match=message):
+        mutations.run("tiny")
+
+
+def test_a_broken_reference_notebook_is_reported(tiny):
+    _write(tiny, '[cases.a]\nkind = "correct"\ncells.sol_double = "def double(x):\\n    return 2 * x"\n')
+    (tiny.parent.parent / "source" / "tiny" / "data.txt").write_text("4")
+    with pytest.raises(CourseError, match="fails in test_double: AssertionError: double.3. should be 6"):
+        mutations.run("tiny")
+
+
+def test_coverage_counts_variants_per_test_cell(tiny):
+    _write(tiny, '''
+        [cases.a]
+        kind = "correct"
+        cells.sol_total = "def total(xs):\\n    return 2 * sum(xs)"
+        [cases.b]
+        kind = "mistake"
+        fails = ["test_double", "test_total"]
+        cells.sol_double = "def double(x):\\n    return x"
+    ''')
+    assert mutations.coverage("tiny") == {"test_double": (0, 1), "test_total": (1, 1)}
+
+
+# ---- the course's own suites ------------------------------------------------------------
+
+SUITES = [pytest.param(name, marks=pytest.mark.xdist_group(f"mutations-{name}"), id=name)
+          for name in mutations.assignments_with_cases()]
+MIN_CORRECT, MIN_MISTAKES = 3, 5
+
+
+@pytest.mark.parametrize("assignment", SUITES)
+def test_every_case_is_judged_as_declared(assignment):
+    verdicts = mutations.run(assignment)
+    wrong = [v.explain() for v in verdicts if not v.ok]
+    assert not wrong, f"{mutations.summary(assignment, verdicts)}\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("assignment", SUITES)
+def test_every_graded_cell_has_enough_cases(assignment):
+    graded = {}
+    for path in (mutations.SOURCE / assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                graded[meta["grade_id"]] = meta.get("points", 0) or cell.metadata.get("course", {}).get("bonus", 0)
+    counts = mutations.coverage(assignment)
+    thin = {cell: counts.get(cell, (0, 0)) for cell, points in graded.items()
+            if points and (counts.get(cell, (0, 0))[0] < MIN_CORRECT or counts.get(cell, (0, 0))[1] < MIN_MISTAKES)}
+    assert not thin, f"graded cells with fewer than {MIN_CORRECT} correct variants or {MIN_MISTAKES} mistakes: {thin}"
