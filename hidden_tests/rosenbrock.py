@@ -266,11 +266,13 @@ def _one_panel(fig, name):
 
 def _shows_path(ax, path, atol=1e-6) -> bool:
     """True if one artist draws ``path`` in order from its first to its last point; points
-    in between may be left out (a path drawn every 10th step still shows it)."""
+    in between may be left out (a path drawn every 10th step still shows it), but not most
+    of them (a start and an end point are no path)."""
     path = np.asarray(path, dtype=float)
     path = path[np.isfinite(path).all(axis=1)]
+    fewest = min(len(path), max(10, len(path) // 20))
     for xy in drawn_xy(ax):
-        if len(xy) < 2 or len(xy) > len(path):
+        if len(xy) < fewest or len(xy) > len(path):
             continue
         if not (np.allclose(xy[0], path[0], atol=atol, rtol=1e-5) and np.allclose(xy[-1], path[-1], atol=atol, rtol=1e-5)):
             continue
