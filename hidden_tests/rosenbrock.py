@@ -288,6 +288,13 @@ def _shows_path(ax, path, atol=1e-6) -> bool:
     return False
 
 
+def _device64(device):
+    """The notebook's device for float64 checks (Apple's MPS lacks float64: the CPU there).
+    Student code may move tensors to the notebook's ``device``, so the checks run there too."""
+    device = torch.device(device)
+    return torch.device("cpu") if device.type == "mps" else device
+
+
 def _as_path(value, name, rows):
     path = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
     assert path.shape == (rows, 2), f"{name} should have shape ({rows}, 2), not {path.shape}"
@@ -554,7 +561,7 @@ def _torch_path(make, start, steps, a, b, dtype=torch.float64, device="cpu"):
     return Reference.optimize_th(p, make([p]), steps, a, b)
 
 
-def test_b2(optimize_th, namespace=None):
+def test_b2(optimize_th, namespace=None, device="cpu"):
     """Paths of three torch.optim optimisers, float64, with a, b passed on; a path without gradients."""
     with _fallback(namespace, "optimize_th", Reference.optimize_th), \
             _using(optimize_th, rosenbrock_th=Reference.rosenbrock_th):
@@ -562,7 +569,8 @@ def test_b2(optimize_th, namespace=None):
                 ("SGD with momentum", lambda p: torch.optim.SGD(p, lr=2e-4, momentum=0.9), (-1.0, -1.0), 40, 1.0, 100.0),
                 ("Adam", lambda p: torch.optim.Adam(p, lr=0.05), (0.5, 2.0), 30, 0.5, 10.0),
                 ("RMSprop", lambda p: torch.optim.RMSprop(p, lr=0.01), (-1.5, 1.0), 25, 2.0, 1.0)]:
-            xy = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+            dev = _device64(device)
+            xy = torch.tensor(start, dtype=torch.float64, device=dev, requires_grad=True)
             path = optimize_th(xy, make([xy]), steps, a=a, b=b)
             check_tensor(path, f"the path of optimize_th ({label})", shape=(steps + 1, 2))
             assert not path.requires_grad and path.grad_fn is None, (
@@ -571,7 +579,7 @@ def test_b2(optimize_th, namespace=None):
             check_close(path[0], start, f"the first row of the path ({label})",
                         hint="Row 0 is the start. The optimiser changes xy in place and xy.detach() shares its memory: "
                              "the sheet says, store xy.detach().clone().")
-            check_close(path, _torch_path(make, start, steps, a, b), f"the path of optimize_th ({label}, a = {a}, b = {b})",
+            check_close(path, _torch_path(make, start, steps, a, b, device=dev), f"the path of optimize_th ({label}, a = {a}, b = {b})",
                         hint="Every step: optimizer.zero_grad(), f at xy with the given a and b, backward(), "
                              "optimizer.step(); store xy.detach().clone().")
             check_close(path[-1], xy, "the last row of the path", hint="The last row is where xy is after the last step.")
@@ -599,7 +607,7 @@ def test_b2_plot(fig_th, path_th):
     assert _log_scaled(ax), "the sheet says: draw the path on the contour plot of f (log colour scale)"
 
 
-def test_b3(RosenbrockModel, namespace=None):
+def test_b3(RosenbrockModel, namespace=None, device="cpu"):
     """Two scalar parameters from U[0, 1], forward for (n, 2) batches with the model's a and b, gradients."""
     with _fallback(namespace, "RosenbrockModel", Reference.RosenbrockModel), \
             _using(RosenbrockModel, rosenbrock_th=Reference.rosenbrock_th):
@@ -613,14 +621,15 @@ def test_b3(RosenbrockModel, namespace=None):
                              for m in (RosenbrockModel() for _ in range(3))])
         assert bool(((inits >= 0) & (inits <= 1)).all()) and len(set(inits.flatten().tolist())) == 6, (
             "the sheet says: each parameter starts as a random number from U[0, 1] (torch.rand(()))")
-        model = RosenbrockModel().to(torch.float64)
+        dev = _device64(device)
+        model = RosenbrockModel().to(device=dev, dtype=torch.float64)
         with torch.no_grad():
             model.a.fill_(0.7)
             model.b.fill_(20.0)
-        pts = torch.tensor([[0.5, -0.25], [-1.3, 2.1], [2.0, 0.5]], dtype=torch.float64)
+        pts = torch.tensor([[0.5, -0.25], [-1.3, 2.1], [2.0, 0.5]], dtype=torch.float64, device=dev)
         out = model(pts)
         check_tensor(out, "the output of the model for 3 points", shape=(3,))
-        a, b = torch.tensor(0.7, dtype=torch.float64), torch.tensor(20.0, dtype=torch.float64)
+        a, b = (torch.tensor(v, dtype=torch.float64, device=dev) for v in (0.7, 20.0))
         check_close(out, _f(pts[:, 0], pts[:, 1], a, b), "the output of the model",
                     hint="forward(xy) computes f for each row (x, y) of xy, with the model's a and b.")
         out.sum().backward()
@@ -640,13 +649,14 @@ class _Affine(nn.Module):
         return xy @ self.w + self.c
 
 
-def test_b4(train, namespace=None):
+def test_b4(train, namespace=None, device="cpu"):
     """Losses and parameters against a reference loop, over more steps than one pass of the data."""
     from torch.utils.data import DataLoader, TensorDataset
 
     with _fallback(namespace, "train", Reference.train):
         gen = torch.Generator().manual_seed(1)
-        xy = 2 * torch.rand(40, 2, generator=gen, dtype=torch.float64) - 1
+        dev = _device64(device)
+        xy = (2 * torch.rand(40, 2, generator=gen, dtype=torch.float64) - 1).to(dev)
         z = _f(xy[:, 0], xy[:, 1], 1.0, 100.0)
         hint = "Every step: zero_grad(), the L1 loss of the batch (mean |output - z|), backward(), step(); next batch."
         for label, make, bs, steps, start in [
@@ -656,7 +666,7 @@ def test_b4(train, namespace=None):
                 ("Adam on another model", lambda p: torch.optim.Adam(p, lr=0.1), 16, 7, None)]:
             models = []
             for _ in range(2):
-                model = Reference.RosenbrockModel().double() if start else _Affine()
+                model = (Reference.RosenbrockModel().double() if start else _Affine()).to(dev)
                 if start:
                     with torch.no_grad():
                         model.a.fill_(start[0])
