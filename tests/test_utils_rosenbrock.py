@@ -52,3 +52,22 @@ def test_surface_figure_has_surface_paths_and_minimum():
     assert kinds == ["surface", "scatter3d", "scatter3d"]
     assert np.allclose(fig.data[1].z[-1], 0.0)  # the path ends at the minimum, where f = 0
     assert fig.layout.scene.zaxis.title.text == "log10(1 + f)"
+
+
+class _Descent:
+    def __init__(self, param, lr, copy=True, sign=1.0):
+        self.param = np.array(param, dtype=float) if copy else param
+        self.lr, self.sign = lr, sign
+
+    def step(self, grad):
+        self.param -= self.sign * self.lr * grad
+
+
+def test_check_descent_step_accepts_a_descent_step_and_names_each_slip():
+    from utils.rosenbrock import check_descent_step
+
+    check_descent_step(_Descent, lr=0.1)
+    with pytest.raises(AssertionError, match="moved uphill"):
+        check_descent_step(_Descent, lr=0.1, sign=-1.0)
+    with pytest.raises(AssertionError, match="store a copy"):
+        check_descent_step(_Descent, lr=0.1, copy=False)

@@ -106,3 +106,22 @@ def surface_figure(paths: Mapping[str, object] | None = None, xlim=(-2.0, 2.0), 
     fig.update_layout(scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="log10(1 + f)"),
                       height=600, margin=dict(l=0, r=0, t=30, b=0))
     return fig
+
+
+def check_descent_step(cls, **hyper) -> None:
+    """Visible check of an optimiser class with the interface ``cls(param, **hyper)``,
+    ``step(grad)``, ``.param``: one step from (0.5, -1) with the gradient (2, -1) keeps the
+    shape, leaves the caller's array alone (a copy is stored) and moves downhill."""
+    start = np.array([0.5, -1.0])
+    optim = cls(start, **hyper)
+    optim.step(np.array([2.0, -1.0]))
+    name = cls.__name__
+    if np.shape(optim.param) != (2,):
+        raise AssertionError(f"{name}.param should have shape (2,), not {np.shape(optim.param)}")
+    if not np.all(np.isfinite(optim.param)):
+        raise AssertionError(f"{name}.param contains NaN or inf after one step")
+    if not np.array_equal(start, [0.5, -1.0]):
+        raise AssertionError(f"{name} changed the array it was given: store a copy, np.array(param, dtype=float)")
+    moved = np.asarray(optim.param, dtype=float) - start
+    if not moved @ np.array([2.0, -1.0]) < 0:
+        raise AssertionError(f"{name}.step moved uphill: a descent step goes against the gradient")
