@@ -6,6 +6,7 @@
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
     demo                            release + samples + grade: the whole pipeline
+    publish DEST                    build the student repository (release/, helpers, README) in DEST
 """
 
 from __future__ import annotations
@@ -108,6 +109,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from pathlib import Path
+
+    from . import publish
+
+    names = publish.publish(Path(args.dest))
+    print(f"published {', '.join(names)} into {args.dest}")
+    print("check it, then commit and push it as the student repository named in course.toml")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
     add("scores", cmd_scores, "print the score table from the gradebook")
     d = add("demo", cmd_demo, "release, build the sample submissions and grade them", assignments=False)
     d.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+    pub = add("publish", cmd_publish, "build the student repository in DEST", assignments=False)
+    pub.add_argument("dest", metavar="DEST", help="a new or empty folder, or a clone of the student repository")
     return p
 
 
