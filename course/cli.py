@@ -147,7 +147,9 @@ def cmd_export_lms(args) -> int:
                                    _names(args.assignments) if args.assignments else None)
     for note in notes:
         print(note)
+    grading.export_csv()  # the same data, for the course's own records
     print(f"grades for the learning platform: {path} (Moodle: Grades → Import → CSV file)")
+    print(f"all columns (autograded, bonus, written, late): {GRADES_CSV.relative_to(ROOT)}")
     return 0
 
 

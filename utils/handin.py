@@ -44,24 +44,30 @@ class Report:
     notebook: Path
     expected: str  # the file name the grader expects
     problems: list[str] = field(default_factory=list)
+    code_todo: list[str] = field(default_factory=list)  # answer cells still holding the stub
+    written_todo: list[str] = field(default_factory=list)  # written answers still empty
     tests_passed: int = 0
     tests_total: int = 0
     handin: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not (self.problems or self.code_todo or self.written_todo)
 
     def text(self) -> str:
         lines = [f"Checked {self.notebook.name}: every cell ran in a fresh kernel, top to bottom."]
         if self.tests_total:
             lines.append(f"Visible tests: {self.tests_passed} of {self.tests_total} pass.")
+        if self.code_todo:
+            lines.append(f"Code still to write (and delete `{STUB}`) in: {', '.join(self.code_todo)}")
+        if self.written_todo:
+            lines.append(f"Written answers still empty ({ANSWER_STUB}): {', '.join(self.written_todo)}")
         if self.problems:
-            lines.append("What is still wrong or missing:")
+            lines.append("What fails:")
             lines += [f"  - {p}" for p in self.problems[:15]]
             if len(self.problems) > 15:
                 lines.append(f"  ... and {len(self.problems) - 15} more (later ones often follow from earlier ones)")
-        else:
+        if self.ok:
             lines.append("All visible tests pass and every answer is filled in. "
                          "Grading runs more tests, so check your reasoning too.")
         if self.handin is not None:
@@ -92,16 +98,17 @@ def expected_name(nb, path: Path) -> str:
     return f"{notebook or RENAMED.match(path.stem).group('stem')}.ipynb"
 
 
-def unanswered(nb) -> dict[int, str]:
-    """cell index -> what the student still has to do there."""
+def unanswered(nb) -> dict[int, tuple[str, str]]:
+    """cell index -> ("code" or "written", the cell's name), for answer cells still holding the stub."""
     todo = {}
     for index, cell in enumerate(nb.cells):
+        name = _meta(cell).get("grade_id") or str(index + 1)
         if not _meta(cell).get("solution"):
             continue
         if cell.cell_type == "code" and STUB in cell.source:
-            todo[index] = f"{label(cell, index)}: write your code and delete `{STUB}`"
+            todo[index] = ("code", name)
         elif cell.cell_type == "markdown" and cell.source.strip() == ANSWER_STUB:
-            todo[index] = f"{label(cell, index)}: the written answer is still empty ({ANSWER_STUB})"
+            todo[index] = ("written", name)
     return todo
 
 
@@ -170,7 +177,8 @@ def check(path: str | Path, workdir: Path | None = None, timeout: float = CELL_T
             elif cell.get("execution_count") is not None:
                 report.tests_passed += 1
         elif index in todo:
-            report.problems.append(todo[index])
+            kind, name = todo[index]
+            (report.code_todo if kind == "code" else report.written_todo).append(name)
         elif errors:
             report.problems.append(f"{label(cell, index)} raises {errors[0]}")
     if stopped:
