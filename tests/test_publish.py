@@ -190,3 +190,31 @@ def test_notebook_from_published_tree_runs_on_simulated_colab_and_hands_in(tmp_p
     downloaded = tmp_path / "downloads" / "autodiff.ipynb"
     assert downloaded.is_file(), report
     assert [c.source for c in nbformat.read(downloaded, 4).cells] == [c.source for c in nbformat.read(saved, 4).cells]
+
+
+def test_student_make_lab_copies_the_assignment_once_and_opens_jupyterlab_there(tmp_path):
+    """The published Makefile's local route, with a stand-in for JupyterLab (no install needed)."""
+    course = copy_course(tmp_path / "course", (*COURSE_PARTS, "requirements.txt"))
+    tree = tmp_path / "student"
+    run_course(course, "publish", str(tree))
+    bin_dir = tree / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "jupyter").write_text('#!/bin/sh\necho "jupyter $* in $(pwd)"\n')
+    (bin_dir / "jupyter").chmod(0o755)
+    (tree / ".venv" / ".installed").touch()  # newer than requirements.txt: no install
+
+    def make(*args):
+        return subprocess.run(["make", "-s", "-C", str(tree), *args], capture_output=True, text=True, timeout=60)
+
+    first = make("lab", "A=autodiff")
+    assert first.returncode == 0, first.stderr
+    assert "Copied release/autodiff to work/autodiff" in first.stdout
+    assert f"jupyter lab in {tree / 'work'}" in first.stdout
+    mine = tree / "work" / "autodiff" / "autodiff.ipynb"
+    assert (tree / "work" / "autodiff" / "X.pt").is_file()
+    mine.write_text("my work")
+    again = make("lab", "A=autodiff")
+    assert "Opening your work in work/autodiff" in again.stdout and mine.read_text() == "my work"
+    wrong = make("lab", "A=nope")
+    assert wrong.returncode != 0 and "There is no assignment 'nope'. There are: autodiff" in wrong.stdout
+    assert "work/" in (tree / ".gitignore").read_text().splitlines()
