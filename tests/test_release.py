@@ -73,6 +73,9 @@ def test_release_opens_with_colab_badge_then_setup_cell(notebook):
     assert text.cell_type == "markdown" and "Hand in" in text.source and f"{notebook.name}" in text.source
     assert "Runtime → Restart session and run all" in text.source
     assert handin.source.endswith(f'hand_in("{notebook.stem}")\n')
+    from utils import handin as handin_module  # the cell skips itself under the check's own variable
+
+    assert f'os.environ.get("{handin_module.SKIP_ENV}")' in handin.source
     assert nb.metadata["course"] == {"assignment": notebook.parent.name, "notebook": notebook.stem}
 
 
