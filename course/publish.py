@@ -107,9 +107,12 @@ def leaks(tree: Path, secrets: dict[str, str] | None = None) -> list[str]:
         text = _text(path)
         if text is None:
             continue
-        if path.suffix == ".ipynb":  # judge what a notebook shows, not its JSON escaping
+        if path.suffix == ".ipynb":  # judge what a notebook shows (sources, outputs), not its JSON escaping
             nb = nbformat.reads(text, as_version=4)
-            text = "\n".join(cell.source for cell in nb.cells)
+            shown = [cell.source for cell in nb.cells]
+            for output in (o for cell in nb.cells for o in cell.get("outputs", [])):
+                shown += [output.get("text", ""), output.get("data", {}).get("text/plain", "")]
+            text = "\n".join(t if isinstance(t, str) else "".join(t) for t in shown)
         name = path.relative_to(tree)
         found += [f"{name}: contains {marker!r}" for marker in MARKERS if marker in text]
         for line in text.splitlines():
