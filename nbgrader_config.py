@@ -18,6 +18,7 @@ from course.bonus import AwardBonusPoints  # noqa: E402
 from course.colab import AddColabCells  # noqa: E402
 from course.config import settings  # noqa: E402
 from course.feedback import WithholdHiddenTests  # noqa: E402
+from course.late import LatePenaltyPerDay  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -48,3 +49,9 @@ c.Autograde.autograde_preprocessors = [*Autograde.class_traits()["autograde_prep
 
 # Feedback: hidden tests are removed, and tracebacks in their cells shortened.
 c.GenerateFeedback.preprocessors = [GetGrades, WithholdHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Late work: due dates are in course.toml [due]; submission times come from `course collect`
+# (timestamp.txt). The penalty takes this percentage of the autograded score per started
+# day late; 0 reports late work without penalising it.
+c.AssignLatePenalties.plugin_class = LatePenaltyPerDay
+c.LatePenaltyPerDay.percent_per_day = 0.0

@@ -7,6 +7,9 @@
     scores                          print the score table from the gradebook
     demo                            release + samples + grade: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
+    publish DEST                    build the student repository (release/, helpers, README) in DEST
+    collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
+    export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
 """
 
 from __future__ import annotations
@@ -119,6 +122,46 @@ def cmd_mutations(args) -> int:
     if problems:
         print("\nCases the tests do not judge as declared:", *problems, sep="\n")
     return 1 if problems else 0
+def cmd_publish(args) -> int:
+    from pathlib import Path
+
+    from . import publish
+
+    names = publish.publish(Path(args.dest))
+    print(f"published {', '.join(names)} into {args.dest}")
+    print("check it, then commit and push it as the student repository named in course.toml")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from pathlib import Path
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from . import collect
+
+    try:
+        tz = ZoneInfo(args.timezone) if args.timezone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CourseError(f"unknown time zone {args.timezone!r}; use a name like Europe/Berlin or UTC") from None
+    report = collect.collect(check_assignment(args.assignment), Path(args.zip),
+                             Path(args.roster) if args.roster else None, replace=args.replace, tz=tz)
+    print(report.text())
+    return 1 if report.problems else 0
+
+
+def cmd_export_lms(args) -> int:
+    from pathlib import Path
+
+    from . import export
+
+    path, notes = export.write_lms(Path(args.out), Path(args.roster) if args.roster else None,
+                                   _names(args.assignments) if args.assignments else None)
+    for note in notes:
+        print(note)
+    grading.export_csv()  # the same data, for the course's own records
+    print(f"grades for the learning platform: {path} (Moodle: Grades → Import → CSV file)")
+    print(f"all columns (autograded, bonus, written, late): {GRADES_CSV.relative_to(ROOT)}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,6 +187,17 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--case", action="append", help="only this case id (repeatable)")
     d = add("demo", cmd_demo, "release, build the sample submissions and grade them", assignments=False)
     d.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+    pub = add("publish", cmd_publish, "build the student repository in DEST", assignments=False)
+    pub.add_argument("dest", metavar="DEST", help="a new or empty folder, or a clone of the student repository")
+    col = add("collect", cmd_collect, "unpack a learning platform's submissions zip into submitted/", assignments=False)
+    col.add_argument("assignment", metavar="ASSIGNMENT")
+    col.add_argument("zip", metavar="ZIP", help="the platform's 'download all submissions' zip")
+    col.add_argument("--roster", help="CSV: student_id and any of name, lms_id, email")
+    col.add_argument("--replace", action="store_true", help="replace different earlier submissions (kept in submitted/.replaced/)")
+    col.add_argument("--timezone", help="time zone of the times in a Moodle zip (default: the due date's offset, else UTC)")
+    lms = add("export-lms", cmd_export_lms, "write the grades as Moodle's grade-import CSV")
+    lms.add_argument("--roster", help="the roster used to collect (its e-mails become the identifier)")
+    lms.add_argument("--out", default="lms-grades.csv", help="where to write (default: %(default)s)")
     return p
 
 

@@ -1,4 +1,5 @@
-"""The "Open in Colab" badge and the Colab setup cell of every release notebook.
+"""The cells the course adds to every release notebook: the "Open in Colab" badge, the
+Colab setup cell (first), and the hand-in section (last).
 
 Both are generated while nbgrader builds release/ (the AddColabCells
 preprocessor below is part of GenerateAssignment's pipeline in
@@ -19,28 +20,46 @@ BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 # Tag in the cell metadata, so tools can find (and tests can check) these cells.
 MARKER = "course_cell"
 
+# Short on purpose: the work after the clone is utils/colab_setup.py, which is tested there.
+# The first line is Colab's form title: with cellView "form" Colab shows only that line.
 SETUP_TEMPLATE = '''\
-# Setup: on Colab this fetches the course helpers and this assignment's data.
-# On your own machine it does nothing. Run it first.
+# @title Setup: run this cell first (on Colab it fetches the course files; elsewhere it does nothing)
 import sys
 if "google.colab" in sys.modules:
-    import importlib.util, os, shutil, subprocess
-    course_dir = os.path.abspath("course-pack")
-    if not os.path.isdir(course_dir):
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", {branch},
-                        {url}, course_dir], check=True)
-    if course_dir not in sys.path:
-        sys.path.insert(0, course_dir)
-    data_dir = os.path.join(course_dir, "release", {assignment})
-    for name in os.listdir(data_dir):
-        source, target = os.path.join(data_dir, name), os.path.join(os.getcwd(), name)
-        if name.endswith(".ipynb") or os.path.exists(target):
-            continue
-        (shutil.copytree if os.path.isdir(source) else shutil.copy)(source, target)
-    missing = [pip_name for module, pip_name in {packages}.items()
-               if importlib.util.find_spec(module) is None]
-    if missing:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+    import os, subprocess
+    if not os.path.isdir("course-pack"):
+        clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", {branch},
+                                {url}, "course-pack"], capture_output=True, text=True)
+        if clone.returncode != 0:
+            raise RuntimeError("Could not download the course files (git said: " + " ".join(clone.stderr.split())
+                               + "). Check that this session is online, then choose "
+                               "Runtime → Restart session and run all.") from None
+    sys.path.insert(0, os.path.abspath("course-pack"))
+    from utils.colab_setup import setup
+    setup({assignment}, {packages})
+'''
+
+HANDIN_TEXT = '''\
+## Hand in
+
+1. Run everything from a fresh start: on Colab *Runtime → Restart session and run all*, in
+   JupyterLab *Kernel → Restart Kernel and Run All Cells…*. Every cell should run.
+2. Run the cell below. It runs this notebook again from top to bottom in a fresh kernel, with its
+   tests, tells you what is still wrong or missing, and gives you the file to hand in, named
+   `{notebook}.ipynb` as the grader expects: on Colab your browser downloads it; in JupyterLab
+   (save first) it is `hand-in/{notebook}.ipynb` next to this notebook. From a terminal:
+   `python -m utils.handin {notebook}.ipynb`.
+3. Upload `{notebook}.ipynb` to the assignment on the course's learning platform.
+'''
+
+# Does nothing while nbgrader grades or validates the notebook, or the hand-in check runs it:
+# not even an import, so grading pays nothing for it.
+HANDIN_CODE = '''\
+# @title Hand in: check this notebook and get the file to submit
+import os
+if not (os.environ.get("NBGRADER_EXECUTION") or os.environ.get("COURSE_HANDIN_CHECK")):
+    from utils.handin import hand_in
+    hand_in({notebook})
 '''
 
 
@@ -64,12 +83,25 @@ def setup_source(assignment: str, cfg: Settings | None = None) -> str:
     return SETUP_TEMPLATE.format(**{key: json.dumps(value) for key, value in values.items()})
 
 
-def setup_cell(assignment: str, cfg: Settings | None = None) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(setup_source(assignment, cfg), id="colab-setup")
-    cell.metadata[MARKER] = "colab-setup"
+def _collapsed(cell: nbformat.NotebookNode, tag: str) -> nbformat.NotebookNode:
+    cell.metadata[MARKER] = tag
     cell.metadata["editable"] = False
     cell.metadata["deletable"] = False
+    cell.metadata["cellView"] = "form"  # Colab: show the "# @title" line only
+    cell.metadata["jupyter"] = {"source_hidden": True}  # JupyterLab: source collapsed
     return cell
+
+
+def setup_cell(assignment: str, cfg: Settings | None = None) -> nbformat.NotebookNode:
+    return _collapsed(nbformat.v4.new_code_cell(setup_source(assignment, cfg), id="colab-setup"), "colab-setup")
+
+
+def handin_cells(notebook: str) -> list[nbformat.NotebookNode]:
+    """The closing section of every student notebook: how to check and hand in, and the cell that does it."""
+    text = nbformat.v4.new_markdown_cell(HANDIN_TEXT.format(notebook=notebook), id="hand-in-text")
+    text.metadata[MARKER] = "hand-in-text"
+    code = nbformat.v4.new_code_cell(HANDIN_CODE.format(notebook=json.dumps(notebook)), id="hand-in")
+    return [text, _collapsed(code, "hand-in")]
 
 
 class AddColabCells(NbGraderPreprocessor):
@@ -80,4 +112,7 @@ class AddColabCells(NbGraderPreprocessor):
         assignment, notebook = info["assignment"], info["notebook"]
         nb.cells = [c for c in nb.cells if MARKER not in c.metadata]  # idempotent
         nb.cells[:0] = [badge_cell(assignment, notebook), setup_cell(assignment)]
+        nb.cells += handin_cells(notebook)
+        # Which assignment and notebook this is, for the hand-in check of a renamed copy.
+        nb.metadata["course"] = {"assignment": assignment, "notebook": notebook}
         return nb, resources

@@ -10,7 +10,8 @@ try:  # Python 3.11+ reads TOML itself; 3.10 uses the identical tomli package
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -30,6 +31,8 @@ SETTINGS_FILE = ROOT / "course.toml"
 # The one list: the grading fingerprint, the release stamp, the grading sandbox's view of
 # the course and the tests' copies of the course all read it.
 HELPERS = ("utils", "hidden_tests", "plot_loss.py", "convert_net.py")
+# Helpers that hold instructor-only code: never copied into what students get (publish).
+PRIVATE_HELPERS = ("hidden_tests",)
 # Everything a copy of the course needs to release, build samples and grade.
 COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrader_config.py", *HELPERS)
 
@@ -37,6 +40,11 @@ COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrad
 def helper_paths() -> list[Path]:
     """The helpers that exist in this checkout (an assignment may not need them all yet)."""
     return [ROOT / name for name in HELPERS if (ROOT / name).exists()]
+
+
+def published_helpers() -> list[Path]:
+    """The helpers students get with the published tree: HELPERS minus PRIVATE_HELPERS."""
+    return [path for path in helper_paths() if path.name not in PRIVATE_HELPERS]
 
 
 class CourseError(Exception):
@@ -49,6 +57,7 @@ class Settings:
     repository: str  # "owner/name" on GitHub
     branch: str
     colab_packages: dict[str, str]  # module name -> pip requirement
+    due: dict[str, datetime] = field(default_factory=dict)  # assignment -> due date (with offset)
 
     @property
     def repository_url(self) -> str:
@@ -70,9 +79,18 @@ def settings(path: Path = SETTINGS_FILE) -> Settings:
             repository=colab["repository"],
             branch=colab["branch"],
             colab_packages=dict(colab.get("packages", {})),
+            due=_due_dates(data.get("due", {}), path),
         )
     except KeyError as exc:
         raise CourseError(f"{path} lacks the setting {exc}") from None
+
+
+def _due_dates(table: dict, path: Path) -> dict[str, datetime]:
+    for name, when in table.items():
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise CourseError(f"{path}: due.{name} must be a date and time with its UTC offset, "
+                              f"like 2026-11-20T23:59:00+01:00 (got {when!r})")
+    return dict(table)
 
 
 def assignments() -> list[str]:

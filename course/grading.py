@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from . import nbgrader_cli
+from .late import apply_due_date
 from .stamps import digest, matches, record
 from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, ROOT, SOURCE, SUBMITTED, CourseError,
                      check_assignment, helper_paths)
@@ -165,6 +166,7 @@ def grade(assignment: str, only: list[str] | None = None, force: bool = False) -
     """Autograde the submissions of ``assignment`` (all, or the students in ``only``)."""
     check_assignment(assignment)
     register(assignment)
+    apply_due_date(assignment)
     available = students(assignment)
     missing = sorted(set(only or []) - set(available))
     if missing:
@@ -193,5 +195,7 @@ def _keep_only_pages(assignment: str) -> None:
 
 
 def export_csv(path: Path = GRADES_CSV) -> Path:
-    nbgrader_cli.run("export", f"--to={path}")
-    return path
+    """grades.csv: autograded, bonus, written (graded or pending) and late points apart (course/export.py)."""
+    from .export import write_grades  # export reads scores, which imports this module
+
+    return write_grades(path)

@@ -21,10 +21,13 @@ class Score:
     manual_max: float  # points a person still has to award (or has awarded)
     manual_score: float | None  # None until every manual cell is graded
     failed_cells: tuple[str, ...]  # autograded test cells below full marks
+    late_penalty: float = 0.0  # points nbgrader's late-submission plugin took
+    seconds_late: float = 0.0
+    timestamp: str = ""  # when it was handed in (timestamp.txt), if known
 
     @property
     def total(self) -> float:
-        return self.auto_score + self.bonus + (self.manual_score or 0.0)
+        return self.auto_score + self.bonus + (self.manual_score or 0.0) - self.late_penalty
 
 
 def _gradebook(db: Path) -> Gradebook:
@@ -57,6 +60,9 @@ def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
             manual_score=sum(g.score - (g.extra_credit or 0.0) for g in manual) if manual_done else None,
             bonus=sum(g.extra_credit or 0.0 for g in grades),
             failed_cells=tuple(sorted(g.name for g in auto if g.score < g.max_score)),
+            late_penalty=submission.late_submission_penalty or 0.0,
+            seconds_late=submission.total_seconds_late or 0.0,
+            timestamp=submission.timestamp.isoformat(" ") + " UTC" if submission.timestamp else "",
         )
 
 
@@ -80,6 +86,8 @@ def _cell(score: Score | None, outcome: Outcome | None) -> str:
         text += f" +{score.manual_score:g}" if score.manual_score is not None else f" +?/{score.manual_max:g}"
     if score.bonus:
         text += f" +{score.bonus:g} bonus"
+    if score.seconds_late > 0:
+        text += f" late -{score.late_penalty:g}" if score.late_penalty else " late"
     return text
 
 

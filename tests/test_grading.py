@@ -151,10 +151,14 @@ def test_grades_csv_lists_every_graded_student(graded):
     run_course(graded.root, "scores")  # the table reads the same gradebook
     with open(graded.root / "grades.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["assignment"] == graded.assignment]
-    by_student = {r["student_id"]: r for r in rows}
+    by_student = {r["student"]: r for r in rows}
     correct = scores.read(graded.assignment, "correct", db=graded.db)
-    assert float(by_student["correct"]["score"]) == pytest.approx(correct.total)
-    assert float(by_student["blank"]["score"]) == 0.0
+    assert float(by_student["correct"]["total"]) == pytest.approx(correct.total)
+    # Autograded points and bonus stay apart; unread written answers are pending, not 0.
+    assert float(by_student["correct"]["autograded"]) == correct.auto_max
+    assert float(by_student["correct"]["bonus"]) == correct.bonus
+    assert by_student["correct"]["written_status"] == ("pending" if correct.manual_max else "none")
+    assert float(by_student["blank"]["total"]) == 0.0
     assert set(by_student) == {s.student for s in samples.load(graded.assignment) if s.raw is None}
 
 

@@ -63,13 +63,26 @@ def test_release_opens_with_colab_badge_then_setup_cell(notebook):
     assert setup.cell_type == "code" and "google.colab" in setup.source
     assert json.dumps(cfg.repository_url) in setup.source
     assert setup.source == colab.setup_source(notebook.parent.name)
-    assert sum(1 for c in nb.cells if colab.MARKER in c.metadata) == 2
+    # Collapsed: Colab shows the form title only, JupyterLab hides the source.
+    assert setup.metadata["cellView"] == "form" and setup.metadata["jupyter"]["source_hidden"] is True
+    assert setup.source.startswith("# @title Setup")
+    assert len(setup.source.splitlines()) <= 15, "the setup cell should stay short"
+    assert "Restart session and run all" in setup.source  # Colab's own menu words
+    assert sum(1 for c in nb.cells if colab.MARKER in c.metadata) == 4
+    text, handin = nb.cells[-2], nb.cells[-1]
+    assert text.cell_type == "markdown" and "Hand in" in text.source and f"{notebook.name}" in text.source
+    assert "Runtime → Restart session and run all" in text.source
+    assert handin.source.endswith(f'hand_in("{notebook.stem}")\n')
+    from utils import handin as handin_module  # the cell skips itself under the check's own variable
+
+    assert f'os.environ.get("{handin_module.SKIP_ENV}")' in handin.source
+    assert nb.metadata["course"] == {"assignment": notebook.parent.name, "notebook": notebook.stem}
 
 
 def _local_course_repo(tmp_path: Path, branch: str) -> Path:
     """A git repository standing in for the course's GitHub repository."""
     repo = tmp_path / "origin"
-    for part in ("release", "utils"):
+    for part in ("release", "utils"):  # what the published student repository holds
         shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
     subprocess.run(["git", "init", "-q", "-b", branch, str(repo)], check=True)
@@ -101,7 +114,8 @@ def test_setup_cell_on_simulated_colab_fetches_helpers_and_data(assignment, tmp_
 
     first = _run_setup(source, content, on_colab=True, probe=WHERE_UTILS)
     assert first.returncode == 0, first.stderr
-    assert Path(json.loads(first.stdout)).is_relative_to(content / "course-pack")
+    assert first.stdout.startswith("Setup done")
+    assert Path(json.loads(first.stdout.splitlines()[-1])).is_relative_to(content / "course-pack")
     data = {p.name for p in (ROOT / "release" / assignment).iterdir() if p.suffix != ".ipynb"}
     assert data <= {p.name for p in content.iterdir()}, "the assignment's data files were not copied"
 
@@ -132,3 +146,30 @@ def test_colab_url_and_setup_follow_course_settings(tmp_path):
     source = colab.setup_source("a1", cfg)
     assert '"--branch", "spring"' in source and '"https://github.com/someone/fork.git"' in source
     compile(source, "setup", "exec")  # valid Python
+
+
+def test_failed_clone_says_what_to_do(tmp_path):
+    # A repository that does not exist: the student reads one sentence, not a CalledProcessError.
+    cfg = config.settings()
+    source = colab.setup_source("autodiff").replace(json.dumps(cfg.repository_url),
+                                                      json.dumps((tmp_path / "nowhere").as_uri()))
+    (tmp_path / "content").mkdir()
+    proc = _run_setup(source, tmp_path / "content", on_colab=True)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: Could not download the course files")
+    assert last.endswith("Runtime → Restart session and run all.")
+    assert "CalledProcessError" not in proc.stderr
+
+
+def test_failed_install_says_what_to_do(monkeypatch):
+    from utils import colab_setup
+
+    monkeypatch.setattr(colab_setup.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, "", "ERROR: No matching distribution found for nosuchpkg"))
+    with pytest.raises(colab_setup.SetupError) as info:
+        colab_setup.install_missing({"no_such_module_here": "nosuchpkg"})
+    message = str(info.value)
+    assert "could not install nosuchpkg" in message and "No matching distribution" in message
+    assert colab_setup.RESTART in message
+    assert info.value._render_traceback_() == [f"Setup failed: {message}"]

@@ -1,0 +1,98 @@
+"""Grades out of the gradebook: the course's grades.csv and a learning platform's import file.
+
+Both come from the same reading of the gradebook (scores.read), one row per submission:
+
+* ``grades.csv`` keeps the kinds of points apart, so a sum never mixes them by accident:
+  autograded points, bonus (extra credit), written answers (graded by a person, or
+  ``pending`` with their maximum still open), the late penalty, and the total so far;
+* ``python -m course export-lms`` writes the CSV that Moodle's grade import takes
+  (Grades → Import → CSV file): an identifier column matching the roster (``Email address``
+  when the roster has e-mails, else ``ID number``, the student id) and one grade column per
+  assignment, to map onto the assignment's grade item. A submission whose written answers are
+  not graded yet gets an empty grade (Moodle leaves those alone) and is listed, so nobody
+  receives a provisional number by mistake.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+
+from .collect import read_roster
+from .config import GRADEBOOK, GRADES_CSV, CourseError, settings
+from .scores import Score, read
+
+GRADE_COLUMNS = ["student", "assignment", "timestamp", "seconds_late", "autograded", "autograded_max",
+                 "bonus", "written", "written_max", "written_status", "late_penalty", "total", "max_score"]
+
+
+def submissions(db: Path = GRADEBOOK) -> list[Score]:
+    """Every graded submission in the gradebook, sorted by assignment and student."""
+    if not db.exists():
+        return []
+    with Gradebook(f"sqlite:///{db}", settings().course_id) as gb:
+        keys = sorted((a.name, s.student_id) for a in gb.assignments for s in a.submissions)
+    return [score for a, s in keys if (score := read(a, s, db)) is not None]
+
+
+def _status(score: Score) -> str:
+    if not score.manual_max:
+        return "none"
+    return "graded" if score.manual_score is not None else "pending"
+
+
+def grade_rows(scores: list[Score]) -> list[dict[str, object]]:
+    return [{
+        "student": s.student, "assignment": s.assignment, "timestamp": s.timestamp,
+        "seconds_late": f"{s.seconds_late:g}", "autograded": f"{s.auto_score:g}", "autograded_max": f"{s.auto_max:g}",
+        "bonus": f"{s.bonus:g}", "written": "" if s.manual_score is None else f"{s.manual_score:g}",
+        "written_max": f"{s.manual_max:g}", "written_status": _status(s), "late_penalty": f"{s.late_penalty:g}",
+        "total": f"{s.total:g}", "max_score": f"{s.auto_max + s.manual_max:g}",
+    } for s in scores]
+
+
+def write_grades(path: Path = GRADES_CSV, db: Path = GRADEBOOK) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, GRADE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(grade_rows(submissions(db)))
+    return path
+
+
+def write_lms(path: Path, roster_path: Path | None, assignments: list[str] | None = None,
+              db: Path = GRADEBOOK) -> tuple[Path, list[str]]:
+    """Moodle's grade-import CSV; returns the path and the notes (pending grades, unknown students)."""
+    scores = [s for s in submissions(db) if not assignments or s.assignment in assignments]
+    if not scores:
+        raise CourseError("the gradebook holds no graded submission to export: run `python -m course grade` first")
+    names = sorted({s.assignment for s in scores})
+    rows = read_roster(roster_path).rows if roster_path else []
+    use_email = bool(rows) and all((r.get("email") or "").strip() for r in rows)
+    people = {r["student_id"].strip(): r for r in rows}
+    notes = []
+    students = sorted({s.student for s in scores} | set(people))
+    by_key = {(s.student, s.assignment): s for s in scores}
+    header = ["Email address" if use_email else "ID number", "Full name", *names]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for student in students:
+            row = people.get(student)
+            if rows and row is None:
+                notes.append(f"{student} has grades but is not in the roster: not exported")
+                continue
+            ident = row["email"].strip() if use_email else student
+            cells = [ident, (row or {}).get("name", "").strip()]
+            for name in names:
+                score = by_key.get((student, name))
+                if score is None:
+                    cells.append("")
+                elif score.manual_max and score.manual_score is None:
+                    cells.append("")
+                    notes.append(f"{student}/{name}: written answers not graded yet; grade left empty")
+                else:
+                    cells.append(f"{score.total:g}")
+            writer.writerow(cells)
+    return path, notes
