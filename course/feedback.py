@@ -22,7 +22,10 @@ Everything else comes from the submitted notebook (the student's cells and the o
 they made on their own machine, where no hidden test ran) and from the gradebook's copy
 of the instructor's cells with the hidden regions removed (what the release shows).
 Residual channel, by design: a grader message may quote a value of the student's (a type
-name, a shape), at most ``MAX_MESSAGE`` characters per failed cell.
+name, a shape); and the traceback itself comes from the student's kernel, which can forge
+one (a replaced ``showtraceback``, for tamper checks during grading to catch). Either
+way at most one line of ``MAX_MESSAGE`` characters per failed test cell gets out, with
+every line that quotes hidden code withheld.
 
 Plotly figures (``application/vnd.plotly.v1+json``, which nbconvert cannot draw) become
 HTML drawn by a copy of plotly.js inlined into the page; formulas are rendered to MathML
@@ -51,6 +54,8 @@ PLOTLY = "application/vnd.plotly.v1+json"
 # Outputs that need a live kernel or a CDN to show anything; their text/plain stays.
 LIVE_ONLY = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
 GRADER_CODE = ("utils", "hidden_tests")
+# Errors the execution machinery reports itself, without a traceback of the cell.
+INFRA_ERRORS = ("CellTimeoutError", "DeadKernelError")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"^\s*Cell In\s*\[(\d+)\],\s*line (\d+)")
@@ -156,9 +161,11 @@ def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: 
         text = f"{error.ename}: {error.evalue}".strip().split("\n", 1)[0].rstrip(": ")
         result["message"] = scrub(text[:MAX_MESSAGE] + ("..." if len(text) > MAX_MESSAGE else ""), secrets)
     elif raiser is None:
-        # No frame at all: the kernel died or a cell timed out (nbgrader's own words), or
-        # the error was raised before any line ran.
-        result["message"] = scrub(f"{ename}: {error.evalue}".split("\n", 1)[0][:MAX_MESSAGE], secrets)
+        # No frame at all: a cell timed out or the kernel died (nbclient's own words, in
+        # the traceback); anything else without frames is named by type only.
+        said = _ANSI.sub("", (error.get("traceback") or [""])[-1]).split("\n", 1)[0]
+        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in INFRA_ERRORS
+                             else f"{ename} (no traceback)")
     else:
         place = (f"notebook cell {cell_numbers[raiser[1]]}, line {raiser[2]}"
                  if raiser[0] == "cell" and raiser[1] in cell_numbers else "a file your code imported")

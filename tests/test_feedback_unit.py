@@ -185,3 +185,14 @@ def test_a_rubric_naming_no_answer_is_an_error_that_says_which():
     nb.cells[0].metadata["course"] = {"rubric": "answer_9"}
     with pytest.raises(ValueError, match="answer_9"):
         rubrics(nb)
+
+
+def test_an_error_without_frames_is_named_by_type_unless_the_machinery_raised_it():
+    forged = nbformat.v4.new_output("error", ename="AssertionError", evalue="anything at all",
+                                    traceback=["AssertionError: anything at all"])
+    result = verdict(graded_cell("t", TEST_SOURCE, [forged]), {"7"}, {}, set())
+    assert "anything" not in result["message"] and result["message"] == "AssertionError (no traceback)"
+    timeout = nbformat.v4.new_output("error", ename="CellTimeoutError", evalue="",
+                                     traceback=["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"])
+    result = verdict(graded_cell("t", TEST_SOURCE, [timeout]), {"7"}, {}, set())
+    assert result["message"] == "CellTimeoutError: No reply from kernel before timeout"
