@@ -17,8 +17,10 @@ from nbgrader.preprocessors import GetGrades  # noqa: E402
 from course.bonus import AwardBonusPoints  # noqa: E402
 from course.colab import AddColabCells  # noqa: E402
 from course.config import settings  # noqa: E402
-from course.feedback import WithholdHiddenTests  # noqa: E402
+from course.feedback import BuildFeedbackPage  # noqa: E402
+from course.feedback_page import FeedbackExporter  # noqa: E402
 from course.late import LatePenaltyPerDay  # noqa: E402
+from course.rubric import InsertRubrics, StripRubrics  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -28,7 +30,9 @@ c.CourseDirectory.course_id = settings().course_id
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "make_*.py"]
 
 # Student versions: nbgrader's pipeline, then the Colab badge and setup cell.
-c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(), AddColabCells]
+# Rubric cells (model answer and marking criteria, course/rubric.py) are for graders only.
+c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(), StripRubrics,
+                                      AddColabCells]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
@@ -45,10 +49,14 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\A[^\n]*\w+Warning: "
 
 # Bonus cells (course/bonus.py) earn extra credit once nbgrader has saved the grades.
-c.Autograde.autograde_preprocessors = [*Autograde.class_traits()["autograde_preprocessors"].default(), AwardBonusPoints]
+# The autograded notebook (what the formgrader shows) gets each written answer's rubric.
+c.Autograde.autograde_preprocessors = [*Autograde.class_traits()["autograde_preprocessors"].default(), AwardBonusPoints,
+                                      InsertRubrics]
 
-# Feedback: hidden tests are removed, and tracebacks in their cells shortened.
-c.GenerateFeedback.preprocessors = [GetGrades, WithholdHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback: the student's submitted cells and outputs with scores and one-line verdicts
+# (course/feedback.py); nothing the graded kernel printed; no CDN (course/feedback_page.py).
+c.GenerateFeedback.preprocessors = [GetGrades, BuildFeedbackPage, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.exporter_class = FeedbackExporter
 
 # Late work: due dates are in course.toml [due]; submission times come from `course collect`
 # (timestamp.txt). The penalty takes this percentage of the autograded score per started

@@ -1,75 +1,325 @@
-"""Keep hidden tests out of the feedback students receive.
+"""Feedback pages built from what the student handed in, plus scores and one-line verdicts.
 
-nbgrader restores the full test cells, hidden regions included, before it
-grades, so the autograded notebook (and the HTML made from it) would show
-them. This preprocessor runs in GenerateFeedback's pipeline (see
-nbgrader_config.py):
+Threat: the graded run executes the hidden tests in the student's kernel, so anything that
+kernel produced (printed text, pictures, error messages, the notebook file it could
+rewrite) can carry hidden test code: ``print(In)``, ``inspect``, ``gc``, reading
+``hidden_tests/*.py`` or the notebook in its working folder, encoded any way the student
+likes. Scrubbing known lines from those outputs cannot catch an encoded copy. So the
+page (``BuildFeedbackPage``, last in GenerateFeedback's pipeline, see nbgrader_config.py)
+takes nothing from the graded run's outputs except, per graded cell:
 
-* it removes the hidden regions from the source of the test cells;
-* because IPython tracebacks quote the lines around the failing one, the
-  traceback of any error in such a cell becomes its one-line message;
-* student code can print executed code (``print(In)``, ``inspect.getsource``),
-  so every output line, in any cell, that quotes a hidden line is withheld too.
+* its score, read from the gradebook (and "pending" for a written answer no person has
+  graded yet, instead of nbgrader's 0);
+* for a failed test cell, where it failed and one line of message. The failing line is
+  found from the traceback's line number in the test cell, so a failed *visible* check is
+  named and quoted as visible, and a failed hidden test as hidden. The message is shown
+  only when grader code (the test cell, ``utils``, ``hidden_tests``) raised it; an
+  exception raised in the student's own code (or a library it called) is named by type and
+  place only, because its text is the student's to choose. Shown messages are capped at
+  ``MAX_MESSAGE`` characters and lines that quote hidden code are withheld.
+
+Everything else comes from the submitted notebook (the student's cells and the outputs
+they made on their own machine, where no hidden test ran) and from the gradebook's copy
+of the instructor's cells with the hidden regions removed (what the release shows).
+Residual channel, by design: a grader message may quote a value of the student's (a type
+name, a shape); and the traceback itself comes from the student's kernel, which can forge
+one (a replaced ``showtraceback``, for tamper checks during grading to catch). Either
+way at most one line of ``MAX_MESSAGE`` characters per failed test cell gets out, with
+every line that quotes hidden code withheld.
+
+Plotly figures (``application/vnd.plotly.v1+json``, which nbconvert cannot draw) become
+HTML drawn by a copy of plotly.js inlined into the page; formulas are rendered to MathML
+by ``course.feedback_page``: the page needs no network.
 """
 
 from __future__ import annotations
 
-from nbgrader import utils
-from nbgrader.preprocessors import ClearHiddenTests
+import builtins
+import re
+from pathlib import Path
 
-WITHHELD = "(a hidden test failed here; its code is not shown)"
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .colab import MARKER as COLAB_MARKER
+from .config import ROOT, SUBMITTED
+
+BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 WITHHELD_LINE = "[hidden test code withheld]"
+MAX_MESSAGE = 300
 # Hidden lines shorter than this ("else:", ")") are too common to withhold on sight.
 MIN_QUOTE = 12
-TEXT_KINDS = ("text/plain", "text/html", "text/markdown", "text/latex")
+PLOTLY = "application/vnd.plotly.v1+json"
+# Outputs that need a live kernel or a CDN to show anything; their text/plain stays.
+LIVE_ONLY = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
+GRADER_CODE = ("utils", "hidden_tests")
+# Errors the execution machinery reports itself, without a traceback of the cell.
+INFRA_ERRORS = ("CellTimeoutError", "DeadKernelError")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_FRAME = re.compile(r"^\s*Cell In\s*\[(\d+)\],\s*line (\d+)")
+_FILE_FRAME = re.compile(r"^\s*File (.+?):(\d+)(?:, in |\s*$)")
+_BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
+                   if isinstance(value, type) and issubclass(value, BaseException)}
 
 
-def hidden_lines(cell, begin: str, end: str) -> set[str]:
-    lines, inside = set(), False
-    for line in cell.source.splitlines():
-        if begin in line or end in line:
-            inside = begin in line
-        elif inside and len(line.strip()) >= MIN_QUOTE:
-            lines.add(line.strip())
-    return lines
+# -- hidden code ---------------------------------------------------------------------------
+
+def hidden_line_numbers(source: str) -> set[int]:
+    """1-based numbers of the lines inside (and on) the hidden regions of a test cell."""
+    numbers, inside = set(), False
+    for number, line in enumerate(source.splitlines(), start=1):
+        if BEGIN in line:
+            inside = True
+        if inside:
+            numbers.add(number)
+        if END in line:
+            inside = False
+    return numbers
 
 
-def _scrub(text: str, secrets: set[str]) -> str:
-    kept = [WITHHELD_LINE if any(secret in line for secret in secrets) else line
-            for line in text.split("\n")]
-    return "\n".join(kept)
+def visible_source(source: str) -> str:
+    """The test cell as the release shows it: hidden regions removed."""
+    hidden = hidden_line_numbers(source)
+    lines = [line for number, line in enumerate(source.splitlines(), start=1) if number not in hidden]
+    return "\n".join(lines).strip("\n")
 
 
-def _scrub_output(output, secrets: set[str]) -> None:
-    if output.output_type == "stream":
-        output.text = _scrub(output.text, secrets)
-    elif output.output_type == "error":
-        output.evalue = _scrub(output.evalue, secrets)
-        output.traceback = [_scrub(line, secrets) for line in output.traceback]
-    elif "data" in output:
-        for kind in TEXT_KINDS:
-            if kind in output.data:
-                value = output.data[kind]
-                text = "".join(value) if isinstance(value, list) else value
-                output.data[kind] = _scrub(text, secrets)
+def hidden_lines(sources, root: Path = ROOT) -> set[str]:
+    """Lines of hidden code long enough to recognise: the hidden regions of the given cell
+    sources and every line of the hidden_tests package."""
+    lines = set()
+    for source in sources:
+        for number, line in enumerate(source.splitlines(), start=1):
+            if number in hidden_line_numbers(source) and BEGIN not in line and END not in line:
+                lines.add(line.strip())
+    for path in sorted((root / "hidden_tests").rglob("*.py")):
+        lines |= {line.strip() for line in path.read_text(errors="replace").splitlines()}
+    return {line for line in lines if len(line) >= MIN_QUOTE}
 
 
-class WithholdHiddenTests(ClearHiddenTests):
+def scrub(text: str, secrets: set[str]) -> str:
+    return "\n".join(WITHHELD_LINE if any(s in line for s in secrets) else line for line in text.split("\n"))
+
+
+# -- what a failed test cell tells the student ------------------------------------------------
+
+def _frames(traceback: list[str]) -> list[tuple[str, str, int]]:
+    """(kind, where, line) for each frame: ("cell", execution count, line) or ("file", path, line)."""
+    frames = []
+    for entry in traceback:
+        first = _ANSI.sub("", entry).lstrip("\n").split("\n", 1)[0]
+        if m := _CELL_FRAME.match(first):
+            frames.append(("cell", m.group(1), int(m.group(2))))
+        elif m := _FILE_FRAME.match(first):
+            frames.append(("file", m.group(1).strip(), int(m.group(2))))
+    return frames
+
+
+def _is_grader_file(path: str) -> bool:
+    parts = Path(path).parts
+    return len(parts) >= 2 and parts[-2] in GRADER_CODE and (ROOT / parts[-2] / parts[-1]).is_file()
+
+
+def _is_library_file(path: str) -> bool:
+    return "site-packages" in path or "dist-packages" in path or path.startswith("<") or "/lib/python3" in path
+
+
+def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: set[str]) -> dict:
+    """Where a graded test cell failed and what to tell the student, from its graded outputs.
+
+    ``test_counts``: execution counts of the graded run's test cells (grader code);
+    ``cell_numbers``: execution count -> position of that cell in the notebook (1-based).
+    """
+    errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+    if not errors:
+        if any(o.output_type == "stream" and o.name == "stderr" for o in cell.get("outputs", [])):
+            return {"where": "", "message": "the cell wrote to stderr, which counts as a failure; "
+                                            "run it yourself to see what printed there"}
+        return {"where": "", "message": ""}
+    error = errors[0]
+    frames = _frames(error.get("traceback", []))
+    cells = [f for f in frames if f[0] == "cell"]
+    result = {"where": "", "line": None, "code": ""}
+    full = cell.source
+    if cells:
+        line = cells[0][2]
+        if line in hidden_line_numbers(full):
+            result["where"] = "hidden"
+        else:
+            result["where"] = "visible"
+            result["code"] = full.splitlines()[line - 1].strip() if 0 < line <= len(full.splitlines()) else ""
+            result["line"] = 1 + sum(1 for n in range(1, line) if n not in hidden_line_numbers(full))
+    # The deepest frame that is not library code decides whose words the message is.
+    own = [f for f in frames if not (f[0] == "file" and _is_library_file(f[1]))]
+    raiser = own[-1] if own else None
+    grader = raiser is None or (raiser[0] == "cell" and raiser[1] in test_counts) or (
+        raiser[0] == "file" and _is_grader_file(raiser[1]))
+    ename = error.ename if error.ename in _BUILTIN_ERRORS else "an exception"
+    if grader and raiser is not None:
+        text = f"{error.ename}: {error.evalue}".strip().split("\n", 1)[0].rstrip(": ")
+        result["message"] = scrub(text[:MAX_MESSAGE] + ("..." if len(text) > MAX_MESSAGE else ""), secrets)
+    elif raiser is None:
+        # No frame at all: a cell timed out or the kernel died (nbclient's own words, in
+        # the traceback); anything else without frames is named by type only.
+        said = _ANSI.sub("", (error.get("traceback") or [""])[-1]).split("\n", 1)[0]
+        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in INFRA_ERRORS
+                             else f"{ename} (no traceback)")
+    else:
+        place = (f"notebook cell {cell_numbers[raiser[1]]}, line {raiser[2]}"
+                 if raiser[0] == "cell" and raiser[1] in cell_numbers else "a file your code imported")
+        result["message"] = (f"your code raised {ename} ({place}); run the cell yourself to see its message")
+    return result
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+def _grades(db_url: str, assignment: str, student: str, notebook: str):
+    """grade id -> nbgrader Grade fields, and grade id -> the gradebook's copy of the cell."""
+    with Gradebook(db_url) as gb:
+        nb = gb.find_submission_notebook(notebook, assignment, student)
+        grades = {g.name: {"score": g.score, "max": g.max_score, "pending": bool(g.needs_manual_grade),
+                           "extra": g.extra_credit or 0.0}
+                  for g in nb.grades}
+        sources = {c.name: {"source": c.source, "locked": c.locked, "type": c.cell_type}
+                   for c in nb.notebook.source_cells}
+        answers = {c.name for c in nb.notebook.solution_cells}
+        tests = {c.name for c in nb.notebook.grade_cells} - answers
+    return grades, sources, answers, tests
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def plotly_html(figure: dict) -> str:
+    import plotly.io as pio
+
+    return pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False,
+                       config={"displaylogo": False})
+
+
+def _offline_outputs(cell, flags: dict) -> None:
+    """Plotly figures become HTML drawn by the page's inlined plotly.js; outputs that only a
+    live kernel or a CDN could show keep their text."""
+    for output in cell.get("outputs", []):
+        data = output.get("data")
+        if not data:
+            continue
+        if PLOTLY in data:
+            output.data = {"text/html": plotly_html(data[PLOTLY])}
+            flags["plotly"] = True
+        for kind in LIVE_ONLY:
+            data.pop(kind, None)
+
+
+def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tests: set,
+               secrets: set[str]) -> tuple[list, dict]:
+    """The cells of the feedback page and the summary shown on top of it."""
+    counts = {str(c.get("execution_count")): i for i, c in enumerate(graded.cells, start=1)
+              if c.cell_type == "code" and c.get("execution_count") is not None}
+    graded_by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in graded.cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id")}
+    test_counts = {str(c.get("execution_count")) for gid, c in graded_by_id.items()
+                   if gid in tests or (gid in sources and sources[gid]["locked"] and gid not in answers)}
+    flags = {"plotly": False}
+    cells, rows = [], []
+    for cell in submitted.cells:
+        if cell.metadata.get("course", {}).get("rubric"):
+            continue  # graders' eyes only (course/rubric.py); never in a submission anyway
+        if COLAB_MARKER in cell.metadata:
+            continue  # the Colab badge (an image from the web) and setup cell mean nothing here
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in sources and sources[gid]["locked"]:
+            cell.source = visible_source(sources[gid]["source"])  # what the release shows
+        if gid in grades:
+            grade = grades[gid]
+            info = {"grade_id": gid, "max": _number(grade["max"])}
+            if gid in tests:
+                cell.outputs = []  # the graded run's verdict replaces the student's own run
+                cell.execution_count = None
+                bonus = grade["max"] == 0
+                passed = (grade["extra"] > 0) if bonus else grade["score"] >= grade["max"]
+                why = {"where": "", "message": ""} if passed or gid not in graded_by_id else verdict(
+                    graded_by_id[gid], test_counts, counts, secrets)
+                info.update(kind="bonus" if bonus else "test", status="passed" if passed else "failed", **why)
+                if bonus:
+                    info["points"] = f"+{_number(grade['extra'])} bonus" if passed else "no bonus"
+                else:
+                    info["points"] = f"{_number(grade['score'])} / {info['max']}"
+            else:
+                info.update(kind="answer", status="pending" if grade["pending"] else "graded")
+                info["points"] = (f"pending / {info['max']}" if grade["pending"]
+                                  else f"{_number(grade['score'])} / {info['max']}")
+            info["title"] = _title(info, cell.source)
+            cell.metadata["course_feedback"] = info
+            rows.append(info)
+        _offline_outputs(cell, flags)
+        cells.append(cell)
+    return cells, {"rows": rows, "plotly": flags["plotly"], **_totals(grades, answers, tests)}
+
+
+def _title(info: dict, source: str) -> str:
+    first = source.strip().split("\n", 1)[0].lstrip("#").strip() if source.strip() else info["grade_id"]
+    if info["kind"] == "answer":
+        return f"Written answer {info['grade_id']}"
+    return first[:80] or info["grade_id"]
+
+
+def _totals(grades: dict, answers: set, tests: set) -> dict:
+    auto = [g for gid, g in grades.items() if gid in tests]
+    manual = [g for gid, g in grades.items() if gid in answers]
+    pending = [g for g in manual if g["pending"]]
+    graded = [g for g in manual if not g["pending"]]
+    if not manual:
+        written = ""
+    elif not graded:
+        written = f"written answers ({_number(sum(g['max'] for g in manual))} points): pending, a person grades them"
+    else:
+        written = (f"written answers: {_number(sum(g['score'] - g['extra'] for g in graded))} / "
+                   f"{_number(sum(g['max'] for g in graded))}")
+        if pending:
+            written += f", {_number(sum(g['max'] for g in pending))} more points pending"
+    return {
+        "written": written,
+        "auto_score": _number(sum(g["score"] - g["extra"] for g in auto)),
+        "auto_max": _number(sum(g["max"] for g in auto)),
+        "bonus": _number(sum(g["extra"] for g in grades.values())),
+        "manual_score": _number(sum(g["score"] - g["extra"] for g in manual if not g["pending"])),
+        "manual_max": _number(sum(g["max"] for g in manual)),
+        "pending_max": _number(sum(g["max"] for g in pending)),
+    }
+
+
+class BuildFeedbackPage(NbGraderPreprocessor):
+    """Replace the autograded notebook by the feedback page's cells (see the module docstring)."""
+
     def preprocess(self, nb, resources):
-        secrets = set()
-        for cell in nb.cells:
-            if cell.cell_type == "code" and utils.is_grade(cell):
-                secrets |= hidden_lines(cell, self.begin_test_delimeter, self.end_test_delimeter)
-        nb, resources = super().preprocess(nb, resources)
-        if secrets:
-            for cell in nb.cells:
-                for output in cell.get("outputs", []):
-                    _scrub_output(output, secrets)
+        info = resources["nbgrader"]
+        grades, sources, answers, tests = _grades(info["db_url"], info["assignment"], info["student"],
+                                                  info["notebook"])
+        secrets = hidden_lines([s["source"] for s in sources.values()])
+        submitted = _read_submitted(info["student"], info["assignment"], info["notebook"])
+        if submitted is None:  # the submission went away since grading: the student's cells, no outputs
+            submitted = nbformat.from_dict(nb)
+            for cell in submitted.cells:
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = [], None
+        cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets)
+        nb.cells = cells
+        if summary["plotly"]:
+            from plotly.offline import get_plotlyjs
+
+            summary["plotly_js"] = get_plotlyjs()  # inlined by the template: no CDN
+        resources["course_feedback"] = summary
         return nb, resources
 
-    def preprocess_cell(self, cell, resources, cell_index):
-        if cell.cell_type == "code" and utils.is_grade(cell) and self._remove_hidden_test_region(cell):
-            for output in cell.get("outputs", []):
-                if output.output_type == "error":
-                    output.traceback = [f"{output.ename}: {output.evalue}", WITHHELD]
-        return cell, resources
+
+def _read_submitted(student: str, assignment: str, notebook: str):
+    path = SUBMITTED / student / assignment / f"{notebook}.ipynb"
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError, MissingEntry):
+        return None
+

@@ -49,7 +49,7 @@ def test_pipelines_include_the_course_steps(nbgrader_config):
     assert names(nbgrader_config.GenerateAssignment.preprocessors)[-1] == "AddColabCells"
     assert "ClearHiddenTests" in names(nbgrader_config.GenerateAssignment.preprocessors)
     feedback = names(nbgrader_config.GenerateFeedback.preprocessors)
-    assert feedback.index("GetGrades") < feedback.index("WithholdHiddenTests")
+    assert feedback.index("GetGrades") < feedback.index("BuildFeedbackPage")
     autograde = names(nbgrader_config.Autograde.autograde_preprocessors)
     assert autograde.index("SaveAutoGrades") < autograde.index("AwardBonusPoints")
 

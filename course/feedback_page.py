@@ -1,0 +1,65 @@
+"""The HTML exporter of feedback pages: nbconvert's lab page, with nothing loaded from a network.
+
+nbconvert's pages load MathJax, require.js and the widget manager from CDNs, so a student
+reading feedback offline sees raw LaTeX. This exporter (GenerateFeedback's exporter class,
+see nbgrader_config.py) uses the ``course_feedback`` template (course/templates/), which
+drops those scripts, shows each graded cell's verdict and the totals, and inlines
+plotly.js when the page holds a plotly figure. Formulas in markdown are converted to
+MathML here, which browsers draw natively.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from jinja2 import pass_context
+from latex2mathml.converter import convert as latex_to_mathml
+from nbconvert.exporters import HTMLExporter
+from traitlets.config import Config
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "course_feedback"
+
+
+def mathml(tex: str, display: str = "inline") -> str:
+    try:
+        return latex_to_mathml(tex, display=display)
+    except Exception:  # a formula latex2mathml cannot read is shown as its source, not lost
+        return f"<code>{IPythonRenderer.escape_html(None, tex)}</code>"
+
+
+class MathMLRenderer(IPythonRenderer):
+    """nbconvert's markdown renderer with formulas as MathML instead of text for MathJax."""
+
+    def block_math(self, body: str) -> str:
+        return mathml(body, "block")
+
+    def inline_math(self, body: str) -> str:
+        return mathml(body)
+
+    def latex_environment(self, name: str, body: str) -> str:
+        return mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", "block")
+
+
+class FeedbackExporter(HTMLExporter):
+    def __init__(self, config=None, **kwargs):
+        # GenerateFeedback configures HTMLExporter (our parent class) with nbgrader's own
+        # feedback template, which loads MathJax from a CDN: our own section wins over it.
+        config = copy.deepcopy(config) if config is not None else Config()
+        config.FeedbackExporter.template_name = TEMPLATE
+        config.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES)]
+        config.FeedbackExporter.exclude_anchor_links = True
+        super().__init__(config=config, **kwargs)
+
+    @pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        renderer = MathMLRenderer(
+            escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            anchor_link_text=self.anchor_link_text, exclude_anchor_links=self.exclude_anchor_links,
+            **self.lexer_options,
+        )
+        return MarkdownWithMath(renderer=renderer).render(source)
