@@ -10,8 +10,8 @@ reads the four official files itself and gives students what they know from torc
 * ``TensorLoader``: the whole split as one normalised tensor on a device, cut into
   batches by indexing. For the same arguments (batch size, shuffle, generator, drop_last)
   it yields exactly, bit for bit, the batches of ``DataLoader(MNIST(...))``, because it
-  draws its order from a ``DataLoader`` over the sample indices: the random numbers are
-  consumed by the same code in the same order. Notebooks and hidden tests use it; it
+  draws its order from a ``DataLoader`` over the sample indices and that loader's sampler:
+  the random numbers are consumed by the same code in the same order. Notebooks and hidden tests use it; it
   skips the per-sample Python work and the copy of every batch to the device.
 * ``load_mnist()``: the training and test split, with the fallback rule every notebook
   shares. When the 60,000-image training split is absent and cannot be downloaded (no
@@ -277,8 +277,9 @@ class TensorLoader:
 
     ``TensorLoader(images, labels, batch_size, shuffle, generator, drop_last)`` yields
     ``(images[idx], labels[idx])``. Its order comes from a ``DataLoader`` over
-    ``range(len(images))`` with the same arguments, so it consumes the generator (or the
-    global RNG) exactly as ``DataLoader(dataset, ...)`` does and gives the same batches.
+    ``range(len(images))`` with the same arguments (its iterator's seeds, then its
+    sampler's permutation), so it consumes the generator (or the global RNG) exactly as
+    ``DataLoader(dataset, ...)`` does and gives the same batches.
     Unshuffled batches are slices (no copy). ``len(loader)`` is the number of batches and
     ``loader.dataset`` a TensorDataset of all samples, as for a DataLoader.
     """
@@ -292,7 +293,7 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = generator
         self._order = DataLoader(range(len(images)), batch_size=batch_size, shuffle=shuffle, generator=generator,
-                                 drop_last=drop_last, collate_fn=torch.tensor)
+                                 drop_last=drop_last)
 
     @classmethod
     def from_dataset(cls, dataset, device: torch.device | str | None = None, **loader_args) -> TensorLoader:
@@ -303,17 +304,21 @@ class TensorLoader:
         return len(self._order)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = iter(self._order)  # draws DataLoader's base seed, shuffled or not
-        if not self.shuffle:
-            n = len(self.images)
-            for start in range(0, n, self.batch_size):
-                if self.drop_last and start + self.batch_size > n:
-                    return
+        # Creating a DataLoader iterator draws its base seeds (from the generator, else the
+        # global RNG), shuffled or not; its sampler then draws the permutation. Doing both
+        # in that order consumes the random numbers exactly as DataLoader(dataset) does,
+        # without fetching and collating the indices one by one.
+        iter(self._order)
+        n = len(self.images)
+        if self.shuffle:
+            order = torch.tensor(list(self._order.sampler), dtype=torch.long).to(self.images.device)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            if self.shuffle:
+                index = order[start:start + self.batch_size]
+                yield self.images[index], self.labels[index]
+            else:  # slices: views, no copy
                 yield self.images[start:start + self.batch_size], self.labels[start:start + self.batch_size]
-            return
-        for index in order:
-            index = index.to(self.images.device)
-            yield self.images[index], self.labels[index]
 
 
 # ----------------------------------------------------------------------------- fallback
