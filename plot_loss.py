@@ -180,7 +180,8 @@ def get_state_directions(states: Sequence[Mapping[str, torch.Tensor]], n_states:
     if len(s) < 2 or variance[1] <= variance.sum() * 1e-24:
         raise ValueError("the chosen states span less than a plane (the parameters barely "
                          "changed, or too few distinct states); train longer or choose more states")
-    components = vh[:2]                                                  # (2, P), unit rows
+    components = vh[:2].clone()                                          # (2, P), unit rows
+    components[:, (rows == 0).all(0)] = 0  # entries that never moved: exactly 0, not SVD round-off
     coordinates = rows @ components.T                                   # (len(ids), 2)
     for k in range(2):
         c0 = coordinates[0, k]
