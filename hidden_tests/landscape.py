@@ -538,20 +538,24 @@ def test_adam(Adam) -> None:
 # ---- SWA ---------------------------------------------------------------------------------------
 
 @single_thread
-def test_swa(swa_model, swa_states, swa_val_loss, n_epochs, steps_per_epoch, val_loader) -> None:
+def test_swa(swa_model, swa_base, swa_val_loss, n_epochs, val_loader) -> None:
+    """3.1: an AveragedModel of the trained model, averaged once per epoch, evaluated with evaluate.
+    (Where in the epoch the_loop averages is checked in test_the_loop.)"""
     from torch.optim.swa_utils import AveragedModel
 
     assert isinstance(swa_model, AveragedModel), "swa_model should be a torch.optim.swa_utils.AveragedModel"
     assert int(swa_model.n_averaged) == n_epochs, (
-        f"the sheet says: average the model once per epoch, {n_epochs} epochs; swa_model averaged "
-        f"{int(swa_model.n_averaged)} models")
-    assert len(swa_states) == n_epochs * steps_per_epoch + 1, "swa_states should be the states of the whole run"
-    ends = [swa_states[steps_per_epoch * (e + 1)] for e in range(n_epochs)]
-    for name, p in swa_model.module.named_parameters():
-        check_close(p, torch.stack([s[name].double() for s in ends]).mean(0), f"swa_model's {name}",
-                    hint="Its parameters are the mean of the model's parameters at the end of every epoch.")
+        f"the sheet says: pass swa_model to the_loop, which averages once per epoch ({n_epochs} epochs); swa_model "
+        f"averaged {int(swa_model.n_averaged)} models")
+    averaged = dict(swa_model.module.named_parameters())
+    trained = dict(swa_base.named_parameters())
+    assert set(averaged) == set(trained), "swa_model should be AveragedModel(swa_base), the model the_loop trains"
+    assert not all(torch.equal(averaged[k], trained[k]) for k in trained), (
+        "swa_model holds exactly the trained model's last parameters, not an average over the epochs: create it "
+        "before training and pass it to the_loop")
+    assert isinstance(swa_val_loss, float), "swa_val_loss should be a Python float (evaluate returns one)"
     check_close(swa_val_loss, _reference_evaluate(swa_model, val_loader, nn.CrossEntropyLoss()), "swa_val_loss",
-                hint="evaluate(swa_model, val_loader, loss_fn)")
+                hint="The validation loss of the averaged model: evaluate(swa_model, val_loader, loss_fn).")
 
 
 # ---- Bonus -------------------------------------------------------------------------------------
