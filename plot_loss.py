@@ -102,6 +102,17 @@ class TrajectoryPCA:
     state_ids: list[int]                     # indices into ``states`` of the rows above
     explained_variance: tuple[float, float]  # share of the trajectory's variance, in [0, 1]
     reference_id: int
+    reference: Direction                     # the reference state's parameters (the origin)
+
+    def project(self, states: Sequence[Mapping[str, torch.Tensor]]) -> torch.Tensor:
+        """(len(states), 2): coordinates of any states in this plane, e.g. every step of the run
+        when the PCA used only some of them."""
+        names = list(self.reference)
+        ref = torch.cat([self.reference[n].reshape(-1).double() for n in names])
+        basis = torch.stack([torch.cat([d[n].reshape(-1).double() for n in names]) for d in self.directions])
+        rows = torch.stack([torch.cat([s[n].detach().reshape(-1).double().cpu() for n in names]) - ref
+                            for s in states])
+        return (rows @ basis.T).to(self.coordinates.dtype)
 
     def grid_range(self, margin: float = 0.25) -> tuple[tuple[float, float], tuple[float, float]]:
         """((x_min, x_max), (y_min, y_max)) covering the trajectory and (0, 0), plus ``margin``
@@ -201,7 +212,8 @@ def get_state_directions(states: Sequence[Mapping[str, torch.Tensor]], n_states:
         directions.append(d)
     ratio = (variance[:2] / variance.sum()).tolist()
     return TrajectoryPCA(directions=(directions[0], directions[1]), coordinates=coordinates.to(dtype),
-                         state_ids=ids, explained_variance=(ratio[0], ratio[1]), reference_id=ref)
+                         state_ids=ids, explained_variance=(ratio[0], ratio[1]), reference_id=ref,
+                         reference={n: states[ref][n].detach().cpu().clone() for n in names})
 
 
 ONE_D_CHOICES = ("zero", "weights", "random")
@@ -751,8 +763,12 @@ def _as_numpy(t) -> np.ndarray:
 
 
 def plot_contour(grid: LossGrid, trajectory: TrajectoryPCA | None = None, *, title: str = "Loss landscape",
-                 log_scale: bool = False, name: str = "trajectory"):
-    """Contour plot of ``grid`` with the trajectory (if given) drawn on it, start and end marked."""
+                 log_scale: bool = False, name: str = "trajectory", coordinates=None):
+    """Contour plot of ``grid`` with the trajectory (if given) drawn on it, start and end marked.
+
+    The path drawn is ``trajectory.coordinates`` (the states the PCA used), or ``coordinates``
+    (an ``(n, 2)`` array, e.g. ``trajectory.project(all_states)``) if given.
+    """
     import plotly.graph_objects as go
 
     _portable_renderer()
@@ -761,8 +777,8 @@ def plot_contour(grid: LossGrid, trajectory: TrajectoryPCA | None = None, *, tit
     fig = go.Figure(go.Contour(x=_as_numpy(grid.x), y=_as_numpy(grid.y), z=z_plot, colorscale="Viridis",
                                contours=dict(showlabels=True), ncontours=25, name="loss",
                                colorbar=dict(title="log10 loss" if log_scale else "loss")))
-    if trajectory is not None:
-        c = _as_numpy(trajectory.coordinates)
+    if trajectory is not None or coordinates is not None:
+        c = _as_numpy(trajectory.coordinates if coordinates is None else coordinates)
         fig.add_trace(go.Scatter(x=c[:, 0], y=c[:, 1], mode="lines+markers", name=name,
                                  line=dict(color="white", width=2), marker=dict(size=4, color="white")))
         fig.add_trace(go.Scatter(x=[c[0, 0]], y=[c[0, 1]], mode="markers", name="start",

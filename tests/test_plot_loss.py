@@ -301,6 +301,7 @@ def test_pca_finds_the_plane_orthonormal_reproducible_with_the_reference_at_the_
         for name in names:
             assert torch.equal(again.directions[k][name], pca.directions[k][name])
     assert torch.equal(again.coordinates, pca.coordinates)
+    assert_close(pca.project(states), pca.coordinates, atol=1e-5, rtol=0)
 
 
 def test_pca_chooses_states_and_reference():
@@ -308,6 +309,12 @@ def test_pca_chooses_states_and_reference():
     pca = get_state_directions(states, n_states=5, start_from=10, reference_id=-1)
     assert pca.state_ids == [10, 15, 20, 24, 29]
     assert pca.coordinates.shape == (5, 2)
+    everything = pca.project(states)                         # all 30 states in the plane of 5
+    assert everything.shape == (30, 2)
+    assert_close(everything[pca.state_ids], pca.coordinates, atol=1e-5, rtol=0)
+    fig = plot_loss.plot_contour(plot_loss.LossGrid(torch.zeros(2), torch.zeros(2), torch.ones(2, 2)), pca,
+                                 coordinates=everything)
+    assert len(fig.data[1].x) == 30 and fig.data[2].x[0] == pytest.approx(float(everything[0, 0]))
     mid = get_state_directions(states, n_states=None, start_from=0, reference_id=15)
     assert_close(mid.coordinates[15], torch.zeros(2), atol=1e-5, rtol=0)
     (x0, x1), (y0, y1) = mid.grid_range(margin=0.1)
