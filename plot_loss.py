@@ -531,6 +531,34 @@ def _default_budget(device: torch.device) -> int:
     return 256 << 20
 
 
+def _is_plain_cross_entropy(loss_fn) -> bool:
+    if loss_fn is torch.nn.functional.cross_entropy:
+        return True
+    return (type(loss_fn) is nn.CrossEntropyLoss and loss_fn.weight is None
+            and loss_fn.label_smoothing == 0 and loss_fn.reduction == "mean")
+
+
+def _batched_loss(loss_fn):
+    """``losses(outs, y)``: the (G,) float64 losses of G points' outputs ``outs`` (G, n, ...).
+
+    Plain cross-entropy over class indices is computed for all G points at once as
+    ``logsumexp(logits) - logit[target]`` (the same formula; measured 7x faster on a CPU than
+    ``log_softmax`` over 10 classes, which dominated the MLP grids); any other loss is called
+    once per point.
+    """
+    plain = _is_plain_cross_entropy(loss_fn)
+    ignore = getattr(loss_fn, "ignore_index", -100)
+
+    def losses(outs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if (plain and outs.dim() == 3 and y.dim() == 1 and not y.is_floating_point()
+                and not bool((y == ignore).any())):
+            picked = outs.gather(2, y.view(1, -1, 1).expand(outs.shape[0], -1, 1))[..., 0]
+            return (outs.logsumexp(2) - picked).mean(1).double()
+        return torch.stack([loss_fn(out, y).detach().double().reshape(()) for out in outs])
+
+    return losses
+
+
 # ---- the engine ------------------------------------------------------------------------------
 
 def get_loss_grid(net: nn.Module, data, loss_fn: Callable, directions, resolution=21, scale=1.0, *,
@@ -642,7 +670,8 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
             out[name] = t
         return out
 
-    totals = torch.zeros(len(points), dtype=torch.float64)
+    totals = torch.zeros(len(points), dtype=torch.float64, device=device)
+    losses = _batched_loss(loss_fn)
     chunks = [list(range(i, min(i + G, len(points)))) for i in range(0, len(points), G)]
     iterator = _progress(chunks, "loss grid") if show_progress else chunks
 
@@ -655,15 +684,17 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
         zero_b = None if B is None else torch.zeros_like(B)
 
         def first_outputs(x):
+            """z0, z1, z2 stacked as (3, elements): the grid points' first-layer outputs are then
+            one matrix product [1, a, b] @ Z."""
             u = prefix(x)
             outs = [_layer_apply(layer, u, W, B)]
             for d in (d1, d2):
                 dw = d.get(w_name, torch.zeros_like(W))
                 db = None if B is None else d.get(b_name, zero_b)
                 outs.append(_layer_apply(layer, u, dw, db))
-            return outs
+            return torch.stack(outs).reshape(3, -1), outs[0].shape
 
-        z_elems = first_outputs(slices[0][0][:1])[0].numel()
+        z_elems = first_outputs(slices[0][0][:1])[0].shape[1]
         keep = 3 * N * z_elems * X.element_size() <= budget
         cached = [first_outputs(x) for x, _ in slices] if keep else None
 
@@ -674,16 +705,14 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
             coefs = torch.tensor([points[k] for k in chunk], dtype=torch.float64, device=device)
             p = moved(coefs, rest_names)
             for s, (x, y) in enumerate(slices):
-                z0, z1, z2 = cached[s] if keep else first_outputs(x)
-                a = coefs[:, 0].to(z0.dtype).view(-1, *([1] * z0.dim()))
-                b = coefs[:, 1].to(z0.dtype).view(-1, *([1] * z0.dim()))
-                zg = z0 + a * z1 + b * z2                              # (G, n, ...)
+                Z, shape = cached[s] if keep else first_outputs(x)
+                mix = torch.cat([torch.ones_like(coefs[:, :1]), coefs], 1).to(Z.dtype)   # (G, 3)
+                zg = (mix @ Z).view(len(chunk), *shape)                # (G, n, ...)
                 if len(chunk) == 1:
-                    outs = [functional_call(rest, p, (x, zg[0]))]
+                    outs = functional_call(rest, p, (x, zg[0]))[None]
                 else:
                     outs = vmap(rest_batched, in_dims=(0, None, 0))(p, x, zg)
-                for k, out in zip(chunk, outs):
-                    totals[k] += float(loss_fn(out, y)) * len(y)
+                totals[chunk[0]:chunk[-1] + 1] += losses(outs, y) * len(y)
     else:
         names = list(params)
         buffers = dict(net.named_buffers())
@@ -696,13 +725,12 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
             p = moved(coefs, names)
             for x, y in slices:
                 if len(chunk) == 1:
-                    outs = [call(p, x)]
+                    outs = call(p, x)[None]
                 else:
                     outs = vmap(call, in_dims=(0, None))(p, x)
-                for k, out in zip(chunk, outs):
-                    totals[k] += float(loss_fn(out, y)) * len(y)
+                totals[chunk[0]:chunk[-1] + 1] += losses(outs, y) * len(y)
 
-    z = (totals / N).reshape(len(ys), len(xs))
+    z = (totals / N).reshape(len(ys), len(xs)).cpu()
     return z, used
 
 

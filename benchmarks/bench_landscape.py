@@ -21,8 +21,10 @@ alternatives' ratios are, if anything, understated). ``auto`` computes the whole
 
 Every implementation runs once per round, rounds alternate the order, times are medians.
 Exactness: the largest |difference| to (a) on the points (a) computed. Peak extra memory:
-the rise of the process's peak resident memory during one call (VmHWM reset before it,
-glibc told to return freed memory to the system), or torch's peak on a GPU.
+the rise of the process's peak resident memory during one call (VmHWM reset before it), measured
+in a child process in which glibc returns freed memory to the system at once
+(MALLOC_MMAP_THRESHOLD_; timing under that setting would charge page faults to every large
+temporary), or torch's peak on a GPU.
 
     python benchmarks/bench_landscape.py [--rounds 3] [--threads 1] [--models onefc,mlp,garment]
 """
@@ -31,16 +33,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
-
-# Freed tensors must go back to the system for resident memory to measure a call's peak.
-if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536" and __name__ == "__main__":
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -177,6 +176,22 @@ def peak_extra(before: int) -> float:
     return (_vm("VmHWM") - before) / 2**20
 
 
+def measure_memory(key: str) -> dict[str, float]:
+    """Peak extra memory of each implementation, from a child process (see the docstring)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    argv = [a for a in sys.argv[1:]]
+    if "--models" in argv:
+        i = argv.index("--models")
+        del argv[i:i + 2]
+    proc = subprocess.run([sys.executable, __file__, *argv, "--memory-of", key], env=env,
+                          capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"memory of {key} not measured: {proc.stderr[-500:]}", file=sys.stderr)
+        return {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -185,12 +200,14 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3200)
     ap.add_argument("--rows", type=int, default=2, help="rows of the grid that (a) and the alternatives compute")
     ap.add_argument("--models", default="onefc,mlp,garment")
+    ap.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child that measures memory
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = get_device()
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"load {os.getloadavg()[0]:.1f}, {args.resolution}x{args.resolution} grid, {args.samples} samples, "
-          f"(a) and the alternatives on {args.rows} rows, scaled; {args.rounds} rounds")
+    if not args.memory_of:
+        print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+              f"load {os.getloadavg()[0]:.1f}, {args.resolution}x{args.resolution} grid, {args.samples} samples, "
+              f"(a) and the alternatives on {args.rows} rows, scaled; {args.rounds} rounds")
     images, labels = synthetic_digits(args.samples)
     dataset = DigitDataset(images, labels)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64)
@@ -200,10 +217,11 @@ def main() -> None:
     n_points = args.resolution ** 2
     ys_part = xs[: args.rows]
     points_a = [(float(a), float(b)) for b in ys_part for a in xs]
-    print("| model | implementation | median s (whole grid) | speed-up vs a | max abs diff vs a | peak extra MiB |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |", flush=True)
+    if not args.memory_of:
+        print("| model | implementation | median s (whole grid) | speed-up vs a | max abs diff vs a | peak extra MiB |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |", flush=True)
 
-    for key in args.models.split(","):
+    for key in [args.memory_of] if args.memory_of else args.models.split(","):
         title, make = MODELS[key]
         torch.manual_seed(0)
         net = make().to(device)
@@ -227,6 +245,14 @@ def main() -> None:
                                                               points_per_pass=1, show_progress=False)
             impls["first20"] = lambda: plot_loss.get_loss_grid(*part_args, strategy="first_layer",
                                                                points_per_pass=20, show_progress=False)
+        if args.memory_of:
+            memory = {}
+            for k in impls:
+                before = reset_peak()
+                impls[k]()
+                memory[k] = peak_extra(before)
+            print(json.dumps(memory))
+            return
         times = {k: [] for k in impls}
         results = {}
         for r in range(args.rounds):
@@ -237,11 +263,7 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times[k].append(time.perf_counter() - start)
-        memory = {}
-        for k in impls:
-            before = reset_peak()
-            impls[k]()
-            memory[k] = peak_extra(before)
+        memory = measure_memory(key)
         ref = results["a"]
         scale = n_points / len(points_a)
         a_full = statistics.median(times["a"]) * scale
@@ -251,7 +273,8 @@ def main() -> None:
             z = results[k].z if hasattr(results[k], "z") else results[k]
             diff = float((z.reshape(-1)[: len(points_a)].double() - ref).abs().max())
             label = f"**auto ({strategy})**" if k == "auto" else k
-            print(f"| {title} | {label} | {t:.2f} | {a_full / t:.1f} | {diff:.1e} | {memory[k]:.0f} |", flush=True)
+            print(f"| {title} | {label} | {t:.2f} | {a_full / t:.1f} | {diff:.1e} | {memory.get(k, float('nan')):.0f} |",
+                  flush=True)
     print(f"loss over the grid's first rows: {float(ref.min()):.3f} .. {float(ref.max()):.3f} (last model); "
           f"load at the end {os.getloadavg()[0]:.1f}")
 
