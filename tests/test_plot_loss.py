@@ -183,6 +183,14 @@ def test_loss_is_averaged_per_sample_and_any_data_form_gives_the_same_grid():
              for data in ((X, Y), loader, torch.utils.data.TensorDataset(X, Y))]
     assert_close(grids[1], grids[0], **TOL)
     assert_close(grids[2], grids[0], **TOL)
+    # the shortcut for plain cross-entropy (all points of a pass at once) against calling the loss
+    generic = get_loss_grid(net, (X, Y), lambda out, y: F.cross_entropy(out, y), (d1, d2), 3, 0.5,
+                            show_progress=False).z
+    assert_close(generic, grids[0], **TOL)
+    smooth = nn.CrossEntropyLoss(label_smoothing=0.1)
+    assert_close(get_loss_grid(net, (X, Y), smooth, (d1, d2), 3, 0.5, show_progress=False).z.double(),
+                 per_point_loop(net, X, Y, smooth, d1, d2, torch.linspace(-0.5, 0.5, 3), torch.linspace(-0.5, 0.5, 3)),
+                 **TOL)
     with torch.no_grad():
         centre = float(loss_fn(net(X), Y))          # the middle of a 3x3 grid is theta itself
     assert grids[0][1, 1].item() == pytest.approx(centre, rel=1e-5)
