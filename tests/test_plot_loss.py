@@ -146,10 +146,10 @@ RES, SCALE = (4, 3), ((-1.0, 0.5), (-0.3, 0.6))   # not square, not symmetric: t
 MODELS = {
     "mlp": (mlp, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
     "garment": (garment_classifier, ["auto", "first_layer", "vmap", "loop"], "loop"),
-    "handwritten": (HandWritten, ["auto", "first_layer", "vmap", "loop"], "loop"),
-    "untraceable": (Untraceable, ["auto", "vmap", "loop"], "loop"),
-    "bn_first": (BatchNormFirst, ["auto", "vmap", "loop"], "loop"),
-    "scaled_input": (lambda: ScaledInput(), ["auto", "vmap", "loop"], "loop"),
+    "handwritten": (HandWritten, ["auto", "first_layer", "vmap", "loop"], "vmap"),
+    "untraceable": (Untraceable, ["auto", "vmap", "loop"], "vmap"),
+    "bn_first": (BatchNormFirst, ["auto", "vmap", "loop"], "vmap"),
+    "scaled_input": (ScaledInput, ["auto", "vmap", "loop"], "vmap"),
     "tied": (TiedInput, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
 }
 
