@@ -71,7 +71,6 @@ HTML shows. On Colab plotly already picks "colab". A renderer you chose yourself
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable
@@ -482,6 +481,62 @@ def _first_layer_split(net: nn.Module, x_sample: torch.Tensor) -> _Split | None:
     return split
 
 
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2)``, bitwise: the maximum of four strided views. On the course's CPU
+    build max_pool2d was 3-6x slower than this and took ~40 % of the GarmentClassifier's time."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def _is_plain_2x2_pool(module) -> bool:
+    def pair(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    return (type(module) is nn.MaxPool2d and pair(module.kernel_size) == (2, 2)
+            and pair(module.stride if module.stride is not None else module.kernel_size) == (2, 2)
+            and pair(module.padding) == (0, 0) and pair(module.dilation) == (1, 1)
+            and not module.ceil_mode and not module.return_indices)
+
+
+def _fast_pooling(gm, check_input: torch.Tensor | None = None, reference=None):
+    """``gm`` (a torch.fx GraphModule) with every plain 2x2 ``nn.MaxPool2d`` computed by
+    ``_max_pool_2x2``; the same values, faster on a CPU. None if nothing changed or the result
+    does not reproduce ``reference`` on ``check_input``."""
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and _is_plain_2x2_pool(gm.get_submodule(node.target)):
+            node.op, node.target = "call_function", _max_pool_2x2
+            changed = True
+    if not changed:
+        return None
+    gm.recompile()
+    if check_input is not None:
+        try:
+            with torch.no_grad():
+                if not torch.equal(gm(check_input), reference(check_input)):
+                    return None
+        except Exception:
+            return None
+    return gm
+
+
+def _traced_with_fast_pooling(net: nn.Module, sample: torch.Tensor):
+    """A traced copy of ``net`` with fast pooling (see ``_fast_pooling``), or None."""
+    import torch.fx as fx
+
+    if _has_hooks(net) or not any(_is_plain_2x2_pool(m) for m in net.modules()):
+        return None
+    try:
+        gm = fx.symbolic_trace(net)
+    except Exception:  # not traceable: the model itself is used
+        return None
+    if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
+        return None
+    return _fast_pooling(gm, sample, net)
+
+
 def _layer_apply(layer: nn.Module, x: torch.Tensor, weight, bias) -> torch.Tensor:
     if isinstance(layer, nn.Linear):
         return torch.nn.functional.linear(x, weight, bias)
@@ -689,6 +744,8 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
         layer, prefix, rest = split.layer, split.prefix, split.rest
         lname = split.layer_name
         w_name, b_name = lname + ".weight", lname + ".bias"
+        if device.type == "cpu":
+            rest = _fast_pooling(rest) or rest  # rest is this call's own trace
         rest_names = [n for n, _ in rest.named_parameters()]
         W, B = params[w_name], params.get(b_name)
         zero_b = None if B is None else torch.zeros_like(B)
@@ -724,11 +781,14 @@ def _evaluate(net, X, Y, loss_fn, d1, d2, xs, ys, strategy, points_per_pass, sli
                     outs = vmap(rest_batched, in_dims=(0, None, 0))(p, x, zg)
                 totals[chunk[0]:chunk[-1] + 1] += losses(outs, y) * len(y)
     else:
-        names = list(params)
-        buffers = dict(net.named_buffers())
+        model = net
+        if device.type == "cpu":  # on a GPU max_pool2d is fast already
+            model = _traced_with_fast_pooling(net, sample) or net
+        names = [n for n, _ in model.named_parameters()]
+        buffers = dict(model.named_buffers())
 
         def call(p, x):
-            return functional_call(net, {**p, **buffers}, (x,))
+            return functional_call(model, {**p, **buffers}, (x,))
 
         for chunk in iterator:
             coefs = torch.tensor([points[k] for k in chunk], dtype=acc, device=device)

@@ -472,3 +472,18 @@ def test_figures_carry_html_that_exported_notebooks_show(monkeypatch):
     monkeypatch.setattr(pio.renderers, "default", "png")             # a user's own choice stays
     plot_loss.plot_surface(_bowl_grid())
     assert pio.renderers.default == "png"
+
+
+def test_fast_pooling_is_bitwise_max_pool_and_only_for_plain_2x2_pools():
+    x = torch.randn(3, 4, 9, 7)                                        # odd sizes: floor mode crops
+    assert torch.equal(plot_loss._max_pool_2x2(x), F.max_pool2d(x, 2))
+    assert torch.equal(plot_loss._max_pool_2x2(x.contiguous(memory_format=torch.channels_last)),
+                       F.max_pool2d(x, 2))
+    assert plot_loss._is_plain_2x2_pool(nn.MaxPool2d(2)) and plot_loss._is_plain_2x2_pool(nn.MaxPool2d((2, 2), 2))
+    for other in (nn.MaxPool2d(3), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, padding=1), nn.MaxPool2d(2, ceil_mode=True),
+                  nn.AvgPool2d(2)):
+        assert not plot_loss._is_plain_2x2_pool(other)
+    net = garment_classifier().eval()
+    fast = plot_loss._traced_with_fast_pooling(net, torch.randn(2, 1, 28, 28))
+    assert fast is not None and "_max_pool_2x2" in fast.code
+    assert plot_loss._traced_with_fast_pooling(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
