@@ -7,18 +7,24 @@ grid sits near a minimum, a 20x20 grid of two filter-normalised random direction
 
   a          the per-point loop: write theta + alpha*d1 + beta*d2 into the model, one pass through
              a Dataset (per-sample ToTensor + Normalize, as torchvision does) and a DataLoader
-             of batch 64. It costs the same for every point, so it is timed on the first
-             ``--points-a`` points of the grid and scaled to the whole grid.
-  auto       get_loss_grid as the notebooks call it (it picks its strategy itself)
+             of batch 64.
+  auto       get_loss_grid as the notebooks call it (it picks its strategy itself): the whole grid
   loop       get_loss_grid(strategy="loop"): per point, pre-normalised tensor, slices of 256
   vmap20     get_loss_grid(strategy="vmap", points_per_pass=20)
   first1 / first20   get_loss_grid(strategy="first_layer", points_per_pass=1 / 20)
   wide20     convert_net.convert_net: 20 copies in one wide network, sample slices of 256
 
+Every point costs the same in (a) and in the alternatives, so to keep the run short they compute
+only the first ``--rows`` rows of the grid and their times are scaled to the whole grid (a fixed
+set-up cost, such as the first layer's three passes, is then counted several times: the
+alternatives' ratios are, if anything, understated). ``auto`` computes the whole grid.
+
 Every implementation runs once per round, rounds alternate the order, times are medians.
 Exactness: the largest |difference| to (a) on the points (a) computed. Peak extra memory:
-the rise of the process's peak resident memory during one call (VmHWM reset before it,
-glibc told to return freed memory to the system), or torch's peak on a GPU.
+the rise of the process's peak resident memory during one call (VmHWM reset before it), measured
+in a child process in which glibc returns freed memory to the system at once
+(MALLOC_MMAP_THRESHOLD_; timing under that setting would charge page faults to every large
+temporary), or torch's peak on a GPU.
 
     python benchmarks/bench_landscape.py [--rounds 3] [--threads 1] [--models onefc,mlp,garment]
 """
@@ -27,16 +33,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
-
-# Freed tensors must go back to the system for resident memory to measure a call's peak.
-if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536" and __name__ == "__main__":
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -173,20 +176,38 @@ def peak_extra(before: int) -> float:
     return (_vm("VmHWM") - before) / 2**20
 
 
+def measure_memory(key: str) -> dict[str, float]:
+    """Peak extra memory of each implementation, from a child process (see the docstring)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    argv = [a for a in sys.argv[1:]]
+    if "--models" in argv:
+        i = argv.index("--models")
+        del argv[i:i + 2]
+    proc = subprocess.run([sys.executable, __file__, *argv, "--memory-of", key], env=env,
+                          capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"memory of {key} not measured: {proc.stderr[-500:]}", file=sys.stderr)
+        return {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resolution", type=int, default=20)
     ap.add_argument("--samples", type=int, default=3200)
-    ap.add_argument("--points-a", type=int, default=40, help="points of the grid the slow loop (a) computes")
+    ap.add_argument("--rows", type=int, default=2, help="rows of the grid that (a) and the alternatives compute")
     ap.add_argument("--models", default="onefc,mlp,garment")
+    ap.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child that measures memory
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = get_device()
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"load {os.getloadavg()[0]:.1f}, {args.resolution}x{args.resolution} grid, {args.samples} samples, "
-          f"(a) timed on {args.points_a} points and scaled, {args.rounds} rounds")
+    if not args.memory_of:
+        print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+              f"load {os.getloadavg()[0]:.1f}, {args.resolution}x{args.resolution} grid, {args.samples} samples, "
+              f"(a) and the alternatives on {args.rows} rows, scaled; {args.rounds} rounds")
     images, labels = synthetic_digits(args.samples)
     dataset = DigitDataset(images, labels)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64)
@@ -194,10 +215,13 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss()
     xs = torch.linspace(-1, 1, args.resolution, dtype=torch.float64)
     n_points = args.resolution ** 2
-    points_a = [(float(a), float(b)) for b in xs for a in xs][: args.points_a]
+    ys_part = xs[: args.rows]
+    points_a = [(float(a), float(b)) for b in ys_part for a in xs]
+    if not args.memory_of:
+        print("| model | implementation | median s (whole grid) | speed-up vs a | max abs diff vs a | peak extra MiB |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |", flush=True)
 
-    rows = []
-    for key in args.models.split(","):
+    for key in [args.memory_of] if args.memory_of else args.models.split(","):
         title, make = MODELS[key]
         torch.manual_seed(0)
         net = make().to(device)
@@ -206,19 +230,29 @@ def main() -> None:
         d1 = plot_loss.get_random_direction(net, generator=g)
         d2 = plot_loss.get_random_direction(net, generator=g)
         grid_args = (net, (X, labels), loss_fn, (d1, d2), args.resolution, 1.0)
+        part_args = (net, (X, labels), loss_fn, (d1, d2), (args.resolution, args.rows),
+                     (1.0, (-1.0, float(ys_part[-1]))))
         impls = {
             "a": lambda: per_point_loop(net, loader, loss_fn, d1, d2, points_a),
             "auto": lambda: plot_loss.get_loss_grid(*grid_args, show_progress=False),
-            "loop": lambda: plot_loss.get_loss_grid(*grid_args, strategy="loop", show_progress=False),
-            "vmap20": lambda: plot_loss.get_loss_grid(*grid_args, strategy="vmap", points_per_pass=20,
+            "loop": lambda: plot_loss.get_loss_grid(*part_args, strategy="loop", show_progress=False),
+            "vmap20": lambda: plot_loss.get_loss_grid(*part_args, strategy="vmap", points_per_pass=20,
                                                       show_progress=False),
-            "wide20": lambda: wide_grid(net, X.to(device), labels.to(device), loss_fn, d1, d2, xs, xs),
+            "wide20": lambda: wide_grid(net, X.to(device), labels.to(device), loss_fn, d1, d2, xs, ys_part),
         }
         if key != "garment" or device.type != "cpu":
-            impls["first1"] = lambda: plot_loss.get_loss_grid(*grid_args, strategy="first_layer",
+            impls["first1"] = lambda: plot_loss.get_loss_grid(*part_args, strategy="first_layer",
                                                               points_per_pass=1, show_progress=False)
-            impls["first20"] = lambda: plot_loss.get_loss_grid(*grid_args, strategy="first_layer",
+            impls["first20"] = lambda: plot_loss.get_loss_grid(*part_args, strategy="first_layer",
                                                                points_per_pass=20, show_progress=False)
+        if args.memory_of:
+            memory = {}
+            for k in impls:
+                before = reset_peak()
+                impls[k]()
+                memory[k] = peak_extra(before)
+            print(json.dumps(memory))
+            return
         times = {k: [] for k in impls}
         results = {}
         for r in range(args.rounds):
@@ -229,29 +263,20 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times[k].append(time.perf_counter() - start)
-        memory = {}
-        for k in impls:
-            before = reset_peak()
-            impls[k]()
-            memory[k] = peak_extra(before)
+        memory = measure_memory(key)
         ref = results["a"]
-        a_full = statistics.median(times["a"]) * n_points / len(points_a)
+        scale = n_points / len(points_a)
+        a_full = statistics.median(times["a"]) * scale
         strategy = results["auto"].strategy
         for k in impls:
-            t = statistics.median(times[k]) * (n_points / len(points_a) if k == "a" else 1)
-            if k == "a":
-                diff = 0.0
-            else:
-                z = results[k].z if hasattr(results[k], "z") else results[k]
-                diff = float((z.reshape(-1)[: len(points_a)].double() - ref).abs().max())
-            rows.append((title, k + (f" ({strategy})" if k == "auto" else ""), t, a_full / t, diff, memory[k]))
-        print(f"{title}: loss over the first points {float(ref.min()):.3f} .. {float(ref.max()):.3f}")
-
-    print()
-    print("| model | implementation | median s | speed-up vs a | max abs diff vs a | peak extra MiB |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for title, k, t, ratio, diff, mem in rows:
-        print(f"| {title} | {k} | {t:.2f} | {ratio:.1f} | {diff:.1e} | {mem:.0f} |")
+            t = statistics.median(times[k]) * (1 if k == "auto" else scale)
+            z = results[k].z if hasattr(results[k], "z") else results[k]
+            diff = float((z.reshape(-1)[: len(points_a)].double() - ref).abs().max())
+            label = f"**auto ({strategy})**" if k == "auto" else k
+            print(f"| {title} | {label} | {t:.2f} | {a_full / t:.1f} | {diff:.1e} | {memory.get(k, float('nan')):.0f} |",
+                  flush=True)
+    print(f"loss over the grid's first rows: {float(ref.min()):.3f} .. {float(ref.max()):.3f} (last model); "
+          f"load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -146,10 +146,10 @@ RES, SCALE = (4, 3), ((-1.0, 0.5), (-0.3, 0.6))   # not square, not symmetric: t
 MODELS = {
     "mlp": (mlp, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
     "garment": (garment_classifier, ["auto", "first_layer", "vmap", "loop"], "loop"),
-    "handwritten": (HandWritten, ["auto", "first_layer", "vmap", "loop"], "loop"),
-    "untraceable": (Untraceable, ["auto", "vmap", "loop"], "loop"),
-    "bn_first": (BatchNormFirst, ["auto", "vmap", "loop"], "loop"),
-    "scaled_input": (lambda: ScaledInput(), ["auto", "vmap", "loop"], "loop"),
+    "handwritten": (HandWritten, ["auto", "first_layer", "vmap", "loop"], "vmap"),
+    "untraceable": (Untraceable, ["auto", "vmap", "loop"], "vmap"),
+    "bn_first": (BatchNormFirst, ["auto", "vmap", "loop"], "vmap"),
+    "scaled_input": (ScaledInput, ["auto", "vmap", "loop"], "vmap"),
     "tied": (TiedInput, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
 }
 
@@ -183,6 +183,14 @@ def test_loss_is_averaged_per_sample_and_any_data_form_gives_the_same_grid():
              for data in ((X, Y), loader, torch.utils.data.TensorDataset(X, Y))]
     assert_close(grids[1], grids[0], **TOL)
     assert_close(grids[2], grids[0], **TOL)
+    # the shortcut for plain cross-entropy (all points of a pass at once) against calling the loss
+    generic = get_loss_grid(net, (X, Y), lambda out, y: F.cross_entropy(out, y), (d1, d2), 3, 0.5,
+                            show_progress=False).z
+    assert_close(generic, grids[0], **TOL)
+    smooth = nn.CrossEntropyLoss(label_smoothing=0.1)
+    assert_close(get_loss_grid(net, (X, Y), smooth, (d1, d2), 3, 0.5, show_progress=False).z.double(),
+                 per_point_loop(net, X, Y, smooth, d1, d2, torch.linspace(-0.5, 0.5, 3), torch.linspace(-0.5, 0.5, 3)),
+                 **TOL)
     with torch.no_grad():
         centre = float(loss_fn(net(X), Y))          # the middle of a 3x3 grid is theta itself
     assert grids[0][1, 1].item() == pytest.approx(centre, rel=1e-5)
@@ -301,6 +309,7 @@ def test_pca_finds_the_plane_orthonormal_reproducible_with_the_reference_at_the_
         for name in names:
             assert torch.equal(again.directions[k][name], pca.directions[k][name])
     assert torch.equal(again.coordinates, pca.coordinates)
+    assert_close(pca.project(states), pca.coordinates, atol=1e-5, rtol=0)
 
 
 def test_pca_chooses_states_and_reference():
@@ -308,6 +317,12 @@ def test_pca_chooses_states_and_reference():
     pca = get_state_directions(states, n_states=5, start_from=10, reference_id=-1)
     assert pca.state_ids == [10, 15, 20, 24, 29]
     assert pca.coordinates.shape == (5, 2)
+    everything = pca.project(states)                         # all 30 states in the plane of 5
+    assert everything.shape == (30, 2)
+    assert_close(everything[pca.state_ids], pca.coordinates, atol=1e-5, rtol=0)
+    fig = plot_loss.plot_contour(plot_loss.LossGrid(torch.zeros(2), torch.zeros(2), torch.ones(2, 2)), pca,
+                                 coordinates=everything)
+    assert len(fig.data[1].x) == 30 and fig.data[2].x[0] == pytest.approx(float(everything[0, 0]))
     mid = get_state_directions(states, n_states=None, start_from=0, reference_id=15)
     assert_close(mid.coordinates[15], torch.zeros(2), atol=1e-5, rtol=0)
     (x0, x1), (y0, y1) = mid.grid_range(margin=0.1)
@@ -457,3 +472,18 @@ def test_figures_carry_html_that_exported_notebooks_show(monkeypatch):
     monkeypatch.setattr(pio.renderers, "default", "png")             # a user's own choice stays
     plot_loss.plot_surface(_bowl_grid())
     assert pio.renderers.default == "png"
+
+
+def test_fast_pooling_is_bitwise_max_pool_and_only_for_plain_2x2_pools():
+    x = torch.randn(3, 4, 9, 7)                                        # odd sizes: floor mode crops
+    assert torch.equal(plot_loss._max_pool_2x2(x), F.max_pool2d(x, 2))
+    assert torch.equal(plot_loss._max_pool_2x2(x.contiguous(memory_format=torch.channels_last)),
+                       F.max_pool2d(x, 2))
+    assert plot_loss._is_plain_2x2_pool(nn.MaxPool2d(2)) and plot_loss._is_plain_2x2_pool(nn.MaxPool2d((2, 2), 2))
+    for other in (nn.MaxPool2d(3), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, padding=1), nn.MaxPool2d(2, ceil_mode=True),
+                  nn.AvgPool2d(2)):
+        assert not plot_loss._is_plain_2x2_pool(other)
+    net = garment_classifier().eval()
+    fast = plot_loss._traced_with_fast_pooling(net, torch.randn(2, 1, 28, 28))
+    assert fast is not None and "_max_pool_2x2" in fast.code
+    assert plot_loss._traced_with_fast_pooling(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
