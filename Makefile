@@ -40,6 +40,7 @@ scores: $(STAMP)
 
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
+	$(PY) benchmarks/bench_mnist.py
 
 lab: $(STAMP)           ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab
