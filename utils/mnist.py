@@ -352,7 +352,8 @@ class Splits:
 
     def describe(self) -> str:
         if self.fallback:
-            return (f"NOTE: the 60,000-digit MNIST training split is not available (offline). Training on "
+            why = "downloads are off" if "not found" in self.reason else "the download failed"
+            return (f"NOTE: the 60,000-digit MNIST training split is not available ({why}). Training on "
                     f"{len(self.train):,} digits and evaluating on the other {len(self.test):,}, a fixed stratified "
                     "split of the official 10,000-digit test split. Results are lower than with the full data.")
         return f"MNIST: training on {len(self.train):,} digits, evaluating on {len(self.test):,}."
