@@ -43,14 +43,17 @@ class _SimulatedDevice(torch.Tensor):
                 out = func(*args, **kwargs)
             return out.as_subclass(_OnHost if func is torch.Tensor.cpu else _OnDevice)
         with torch._C.DisableTorchFunctionSubclass():
-            tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs))
-                       if isinstance(t, torch.Tensor) and t.dim() > 0]
-            on_host = any(isinstance(t, _OnHost) for t in tensors)
-            on_device = any(isinstance(t, (_OnDevice, nn.Parameter)) for t in tensors)
-        if on_host and on_device:
-            raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
-                               "cuda:0 and cpu! (simulated by the grader)")
-        return super().__torch_function__(func, types, args, kwargs)
+            every = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            tensors = [t for t in every if t.dim() > 0]
+            if any(isinstance(t, _OnHost) for t in tensors) and any(
+                    isinstance(t, (_OnDevice, nn.Parameter)) for t in tensors):
+                raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                                   "cuda:0 and cpu! (simulated by the grader)")
+            out = func(*args, **kwargs)
+        # The result lives where the computation ran: on the device if any operand was there.
+        target = _OnDevice if any(isinstance(t, (_OnDevice, nn.Parameter)) for t in every) else _OnHost
+        return torch.utils._pytree.tree_map_only(
+            torch.Tensor, lambda t: t if isinstance(t, nn.Parameter) else t.as_subclass(target), out)
 
 
 class _OnHost(_SimulatedDevice):
