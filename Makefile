@@ -43,6 +43,7 @@ mutations: $(STAMP)     ## judge the hidden tests with correct variants and plau
 
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
+	$(PY) benchmarks/bench_mnist.py
 
 lab: $(STAMP)           ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab

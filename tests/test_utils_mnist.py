@@ -319,18 +319,22 @@ def test_a_failed_or_corrupt_download_leaves_nothing_and_says_what_to_do(tmp_pat
 
 def test_show_digits_draws_labels_and_marks_wrong_predictions():
     images = torch.zeros(10, 1, 28, 28)
+    images[4, 0, 5, 7] = 1.0
     labels = torch.arange(10)
     predictions = labels.clone()
     predictions[3] = 5
-    fig, axes = show_digits(images, labels, predictions, ncols=4)
-    assert axes.shape == (3, 4)
-    titles = [ax.get_title() for ax in axes.flat]
-    assert titles[:3] == ["0", "1", "2"] and titles[3] == "3, predicted 5"
-    assert axes.flat[3].title.get_color() == "red" and titles[10:] == ["", ""]
-    assert len(axes.flat[0].images) == 1 and not axes.flat[11].images
+    fig, ax = show_digits(images, labels, predictions, ncols=4)
+    titles = [t.get_text() for t in ax.texts]
+    assert titles[:3] == ["0", "1", "2"] and titles[3] == "3, predicted 5" and len(titles) == 10
+    assert ax.texts[3].get_color() == "red" and ax.texts[0].get_color() == "black"
+    canvas = ax.images[0].get_array()
+    assert canvas.shape[1] == 4 * 32 and canvas.shape[0] == 3 * 40, "3 rows of 4 digits with room for titles"
+    assert canvas.sum() == 1.0, "the one lit pixel of digit 4 is drawn once"
+    top, left = np.argwhere(np.asarray(canvas) == 1.0)[0]
+    assert (top - 5) % 40 == 12 and (left - 7) % 32 == 2 and (left - 7) // 32 == 0 and (top - 5) // 40 == 1
     plt.close(fig)
-    fig, axes = show_digits(np.zeros((3, 784)), labels=[1, 2, 3])
-    assert [ax.get_title() for ax in axes.flat] == ["1", "2", "3"]
+    fig, ax = show_digits(np.zeros((3, 784)), labels=[1, 2, 3])
+    assert [t.get_text() for t in ax.texts] == ["1", "2", "3"]
     plt.close(fig)
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         show_digits(np.zeros((3, 784)), labels=[1, 2])

@@ -352,7 +352,8 @@ class Splits:
 
     def describe(self) -> str:
         if self.fallback:
-            return (f"NOTE: the 60,000-digit MNIST training split is not available (offline). Training on "
+            why = "downloads are off" if "not found" in self.reason else "the download failed"
+            return (f"NOTE: the 60,000-digit MNIST training split is not available ({why}). Training on "
                     f"{len(self.train):,} digits and evaluating on the other {len(self.test):,}, a fixed stratified "
                     "split of the official 10,000-digit test split. Results are lower than with the full data.")
         return f"MNIST: training on {len(self.train):,} digits, evaluating on {len(self.test):,}."
@@ -382,11 +383,14 @@ def load_mnist(root: str | Path | None = None, download: bool | None = None, ver
 # ----------------------------------------------------------------------------- digit grid
 
 
-def show_digits(images, labels=None, predictions=None, ncols: int = 8, title: str | None = None, size: float = 1.2):
-    """Draw digits in a grid, each titled with its label (and prediction); return (fig, axes).
+def show_digits(images, labels=None, predictions=None, ncols: int = 8, title: str | None = None, size: float = 1.0):
+    """Draw digits in a grid, each titled with its label (and prediction); return (fig, ax).
 
     ``images``: (N, 28, 28), (N, 1, 28, 28) or (N, 784), tensor or array, any device.
-    A wrong prediction is titled in red, as "label 3, predicted 5".
+    A wrong prediction is titled in red, as "3, predicted 5". Like
+    ``torchvision.utils.make_grid``, the digits are pasted into one image (one panel, one
+    ``imshow``), which draws far faster than one panel per digit; the titles are the
+    panel's texts (``ax.texts``), in the order of the images.
     """
     import matplotlib.pyplot as plt
 
@@ -400,26 +404,33 @@ def show_digits(images, labels=None, predictions=None, ncols: int = 8, title: st
             raise ValueError(f"{n} images but {len(values)} {name}")
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * (title is not None)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i].numpy(), cmap="gray_r")
+    gap_x, gap_y = 4, 12 if labels is not None or predictions is not None else 4  # room for the titles
+    cell_w, cell_h = 28 + gap_x, 28 + gap_y
+    canvas = np.zeros((nrows * cell_h, ncols * cell_w), dtype=np.float32)
+    corners = []
+    for i in range(n):
+        row, col = divmod(i, ncols)
+        top, left = row * cell_h + gap_y, col * cell_w + gap_x // 2
+        canvas[top:top + 28, left:left + 28] = images[i].numpy()
+        corners.append((top, left))
+    fig, ax = plt.subplots(figsize=(size * ncols * cell_w / 32, size * nrows * cell_h / 32 + 0.4 * bool(title)))
+    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=max(1.0, float(canvas.max())), interpolation="nearest")
+    ax.axis("off")
+    for i, (top, left) in enumerate(corners):
         label = None if labels is None else int(labels[i])
-        if predictions is None:
-            if label is not None:
-                ax.set_title(str(label), fontsize=9)
+        predicted = None if predictions is None else int(predictions[i])
+        if label is None and predicted is None:
+            continue
+        wrong = label is not None and predicted is not None and predicted != label
+        if predicted is None:
+            text = str(label)
+        elif label is None:
+            text = f"predicted {predicted}"
         else:
-            predicted = int(predictions[i])
-            if label is None:
-                ax.set_title(f"predicted {predicted}", fontsize=8)
-            else:
-                wrong = predicted != label
-                ax.set_title(f"{label}, predicted {predicted}" if wrong else f"{label}", fontsize=8,
-                             color="red" if wrong else "black")
+            text = f"{label}, predicted {predicted}" if wrong else str(label)
+        ax.text(left + 14, top - 1.5, text, ha="center", va="bottom", fontsize=7 if wrong else 8,
+                color="red" if wrong else "black")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig, axes
+        ax.set_title(title)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9 if title else 0.99)
+    return fig, ax
