@@ -29,8 +29,8 @@ from utils.checks import check_close
 class _SimulatedDevice(torch.Tensor):
     """Tensors of a simulated two-device world (host memory vs. the model's accelerator).
 
-    ``.to(...)``/``.cuda()`` of any tensor moves it to the model's device (``_OnDevice``),
-    ``.cpu()`` to host memory (``_OnHost``). An operation that mixes a host tensor with a
+    ``.to(device)``/``.cuda()`` moves a tensor to the model's device (``_OnDevice``),
+    ``.cpu()``/``.to("cpu")`` to host memory (``_OnHost``); see ``_moved_to``. An operation that mixes a host tensor with a
     tensor on the device (or with a model parameter) raises the error PyTorch raises on a
     GPU. Scalars (0-dim tensors) mix freely, as CPU scalars do with CUDA tensors.
     """
@@ -41,7 +41,7 @@ class _SimulatedDevice(torch.Tensor):
         if func in (torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu):
             with torch._C.DisableTorchFunctionSubclass():
                 out = func(*args, **kwargs)
-            return out.as_subclass(_OnHost if func is torch.Tensor.cpu else _OnDevice)
+            return out.as_subclass(_moved_to(func, args, kwargs))
         with torch._C.DisableTorchFunctionSubclass():
             every = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
             tensors = [t for t in every if t.dim() > 0]
@@ -58,6 +58,29 @@ class _SimulatedDevice(torch.Tensor):
 
 class _OnHost(_SimulatedDevice):
     pass
+
+
+def _moved_to(func, args, kwargs) -> type:
+    """Where ``.cpu()``, ``.cuda()`` or ``.to(...)`` puts a tensor in the simulated world.
+
+    The grader's own device is the CPU, so ``.to(device)`` cannot be told from a move back
+    to the host by its value. The spelling tells: ``.to("cpu")`` (a string) and ``.cpu()``
+    go to the host, ``.to(device)`` (a torch.device, the notebook's variable) and ``.cuda()``
+    to the model's device, ``.to(other)`` to where ``other`` is, and a dtype alone stays put.
+    """
+    if func is torch.Tensor.cpu:
+        return _OnHost
+    if func is torch.Tensor.cuda:
+        return _OnDevice
+    self, rest = args[0], list(args[1:])
+    target = kwargs.get("device", rest[0] if rest else kwargs.get("other"))
+    if isinstance(target, torch.Tensor):
+        return type(target) if isinstance(target, _SimulatedDevice) else _OnDevice
+    if isinstance(target, str):
+        return _OnHost if target.split(":")[0] == "cpu" else _OnDevice
+    if isinstance(target, torch.device):
+        return _OnDevice
+    return type(self) if isinstance(self, _SimulatedDevice) else _OnHost  # .to(dtype), .to(copy=True)
 
 
 class _OnDevice(_SimulatedDevice):
