@@ -21,6 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@command -v bwrap >/dev/null || echo "note: grading needs bubblewrap: sudo apt-get install bubblewrap (or grade with --unsafe)"
 	touch $@
 
 release: $(STAMP)       ## regenerate release/ from source/
