@@ -166,7 +166,7 @@ def _grade_one(job: Job) -> Result:
         scratch, inputs = tmp / "course", tmp / "inputs"
         notes, flags, token = _prepare(job, root, submission, scratch, inputs)
         timed_out, rc, log = _run(job, root, scratch, inputs, limits, tmp / "nbgrader.log")
-        if rc != 0 and not timed_out and not _read_notebooks(scratch, job):
+        if rc != 0 and not timed_out and not _read_notebooks(scratch, job) and not _its_own_fault(log):
             notes.append(f"second try; the first failed: {'; '.join(nbgrader_cli.Result([], rc, log).errors()[-1:])}")
             shutil.rmtree(scratch / "autograded", ignore_errors=True)
             (scratch / "autograded").mkdir()
@@ -197,7 +197,11 @@ def _grade_one(job: Job) -> Result:
         notebooks[name] = nbformat.writes(nb)
     if not notebooks and not timed_out:
         reason = "; ".join(nbgrader_cli.Result([], rc, log).errors()[-3:]) or log.strip()[-500:]
-        return fail(f"nbgrader could not grade it: {reason}")
+        if not _its_own_fault(log):
+            return fail(f"nbgrader could not grade it: {reason}")
+        # Its code killed the kernel or hung it past the cell timeout, and nbgrader gave up on
+        # the notebook: nothing ran to the end, so everything scores zero (recorded, and said).
+        notes.append(f"nbgrader could not finish it ({reason}): every test scores zero")
     if flags:
         status = Status.FLAGGED
     return Result(job.student, job.assignment, status, "; ".join(notes), list(dict.fromkeys(flags)), notebooks)
@@ -248,6 +252,9 @@ def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path
                              f"{len(restored)} cell(s) matched to the assignment by id, content or position")
             if missing:
                 notes.append(f"{name}.ipynb lacks the cells {', '.join(missing)}: they score zero")
+        copies = repair.deduplicate(nb)
+        if copies:
+            notes.append(f"{name}.ipynb has copies of the cells {', '.join(copies)}: only the first of each counts")
         flags += guards.static_scan(nb, provided)
         guards.inject(nb, token)
         nbformat.write(nb, path)
@@ -367,6 +374,11 @@ def _read_notebooks(scratch: Path, job: Job) -> dict[str, str]:
         if data is not None:
             texts[name] = data.decode("utf-8", errors="replace")
     return texts
+
+
+def _its_own_fault(log: str) -> bool:
+    """nbgrader gave up because of what the submission's code did (not a failed start)."""
+    return "DeadKernelError" in log or "CellTimeoutError" in log
 
 
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc")

@@ -102,8 +102,16 @@ def _check_{token}():
             continue
         root = home if "." not in name else os.path.dirname(home)
         for attr, value in list(vars(module).items()):
-            code = getattr(getattr(value, "__func__", value), "__code__", None)
-            if code is not None and not attr.startswith("_") and not code.co_filename.startswith((root, sys.prefix, sys.base_prefix)):
+            if attr.startswith("_"):
+                continue
+            try:  # some objects (torch.classes, torch.ops) raise on any attribute
+                if isinstance(value, types.ModuleType):
+                    continue
+                code = getattr(getattr(value, "__func__", value), "__code__", None)
+                filename = code.co_filename if isinstance(code, types.CodeType) else None
+            except Exception:
+                continue
+            if filename is not None and not filename.startswith((root, sys.prefix, sys.base_prefix)):
                 bad.append("%s.%s" % (name, attr))
     raise AssertionError("{token} " + ("tampered: " + ", ".join(sorted(set(bad))) if bad else "ok"))
 _check_{token}()
@@ -144,8 +152,10 @@ def interpret(nb, token: str) -> list[str]:
             continue  # never ran: the kernel had stopped (reported as such by the caller)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         message = " ".join(str(o.get("evalue", "")) for o in errors)
-        if token not in message:
+        if not errors:
             flags.append("a check that must fail reported no error: errors were hidden or the cell was rewritten")
+        elif token not in message:
+            flags.append(f"a check cell failed unexpectedly ({errors[0].get('ename', '?')}: {message[:200]})")
         elif "tampered: " in message:
             flags.append("changed what the tests rely on: " + message.split("tampered: ", 1)[1])
     if not seen_check:

@@ -52,3 +52,17 @@ def restore_metadata(nb, release) -> tuple[list[str], list[str]]:
             label(between[0], ref)
     still = [_gid(c) for c in missing if _gid(c) not in restored]
     return restored, still
+
+
+def deduplicate(nb) -> list[str]:
+    """Grade ids that appear more than once: the first cell keeps its metadata, copies lose it
+    (a copied test cell would otherwise count twice, or make nbgrader refuse the notebook)."""
+    seen, dropped = set(), []
+    for cell in nb.cells:
+        gid = _gid(cell)
+        if gid and gid in seen:
+            cell.metadata = {k: v for k, v in cell.metadata.items() if k != "nbgrader"}
+            dropped.append(gid)
+        elif gid:
+            seen.add(gid)
+    return sorted(set(dropped))
