@@ -10,7 +10,7 @@ try:  # Python 3.11+ reads TOML itself; 3.10 uses the identical tomli package
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class Settings:
     repository: str  # "owner/name" on GitHub
     branch: str
     colab_packages: dict[str, str]  # module name -> pip requirement
-    grading: GradingSettings = None  # the [grading] table; defaults where absent
+    grading: GradingSettings = field(default_factory=lambda: GradingSettings())  # [grading]; defaults where absent
 
     @property
     def repository_url(self) -> str:

@@ -105,10 +105,3 @@ def _is_answer(gb, grade) -> bool:
     except MissingEntry:
         return False
 
-
-def discard(assignment: str, student: str, db=GRADEBOOK) -> None:
-    with open_gradebook(db) as gb:
-        try:
-            gb.remove_submission(assignment, student)
-        except MissingEntry:
-            pass

@@ -221,3 +221,31 @@ def test_ambiguous_stripped_cells_are_reported_not_guessed():
         ["value = 40", "value += 2", "assert value == 42"])])
     restored, missing = repair.restore_metadata(colab, release)
     assert restored == ["test"] and missing == ["answer"]
+
+
+def test_grading_refuses_without_a_sandbox_unless_unsafe(monkeypatch):
+    from course import grading
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
+    why = sandbox.problem()
+    assert "bwrap" in why and "apt-get install bubblewrap" in why
+    monkeypatch.setattr(sandbox, "problem", lambda: why)
+    with pytest.raises(CourseError, match="pass --unsafe to grade without one"):
+        grading.refuse_without_sandbox(unsafe=False)
+    grading.refuse_without_sandbox(unsafe=True)  # the instructor's explicit choice
+
+
+def test_reading_back_never_follows_a_link(tmp_path):
+    from course import grading
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("instructor's file")
+    out = tmp_path / "scratch" / "autograded" / "s" / "a"
+    out.mkdir(parents=True)
+    (out / "a.ipynb").symlink_to(secret)
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "a", "a.ipynb"], 1000) is None
+    (out / "a.ipynb").unlink()
+    (out / "a.ipynb").write_text("{}")
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "a", "a.ipynb"], 1000) == b"{}"
+    (tmp_path / "scratch" / "autograded" / "s" / "b").symlink_to(out)  # a linked folder on the way
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "b", "a.ipynb"], 1000) is None
