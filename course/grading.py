@@ -491,8 +491,11 @@ def accept(result_json: str, job: Job) -> Outcome:
     if not result.status.recorded:
         return result.outcome()
     timestamp = _timestamp(SUBMITTED / job.student / job.assignment)
-    recorded = gradebook.record(job.assignment, job.student, notebooks, bool(result.flags), timestamp)
     folder = AUTOGRADED / job.student / job.assignment
+    stamp_file = folder / FINGERPRINT_FILE
+    if stamp_file.is_file() and not stamp_file.is_symlink():
+        stamp_file.unlink()  # until the new scores are all written, this submission counts as not graded
+    recorded = gradebook.record(job.assignment, job.student, notebooks, bool(result.flags), timestamp)
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
     shutil.rmtree(folder, ignore_errors=True)
