@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv release check-release samples grade scores bench lab clean
+.PHONY: demo test venv release check-release samples grade scores bench bench-parallel lab clean
 
 demo: $(STAMP)          ## set up, release, build the sample submissions, grade them
 	$(PY) -m course demo
@@ -41,6 +41,9 @@ scores: $(STAMP)
 
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
+
+bench-parallel: $(STAMP) ## parallel speed-up and sandbox overhead of grading, as ratios
+	$(PY) benchmarks/bench_parallel.py
 
 lab: $(STAMP)           ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab
