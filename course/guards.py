@@ -100,7 +100,8 @@ def _check_{token}():
         if not home or not isinstance(module, types.ModuleType):
             bad.append("sys.modules[%r]" % name)
             continue
-        root = home if "." not in name else os.path.dirname(home)
+        top = sys.modules.get(name.split(".")[0])
+        root = os.path.dirname(getattr(top, "__file__", None) or home) + os.sep
         for attr, value in list(vars(module).items()):
             if attr.startswith("_"):
                 continue

@@ -249,3 +249,11 @@ def test_reading_back_never_follows_a_link(tmp_path):
     assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "a", "a.ipynb"], 1000) == b"{}"
     (tmp_path / "scratch" / "autograded" / "s" / "b").symlink_to(out)  # a linked folder on the way
     assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "b", "a.ipynb"], 1000) is None
+
+
+@needs_bwrap
+def test_sandbox_tmp_is_private_and_writable(tmp_path):
+    # Python's tempfile falls back to the working folder when /tmp is not writable, and
+    # ipykernel names cells after that folder: it must be /tmp (course/guards.py relies on it).
+    proc = run_inside(tmp_path, "import tempfile; print(tempfile.gettempdir())")
+    assert proc.stdout.strip() == "/tmp", proc.stdout + proc.stderr
