@@ -91,7 +91,9 @@ def _check_{token}():
     now[("ip", "_showtraceback")] = ip._showtraceback
     bad = [".".join(k) for k, v in refs.items() if now.get(k) is not v and k[1] not in ("showtraceback", "_showtraceback")]
     bad += ["ip." + k[1] for k in refs if k[0] == "ip" and getattr(now[k], "__func__", now[k]) is not getattr(refs[k], "__func__", refs[k])]
-    bad += [name for name, old in lists.items() if [id(x) for x in (getattr(ip, name, None) if name != "meta_path" else sys.meta_path) or []] != [id(x) for x in old]]
+    bad += [name for name, old in lists.items() if name != "meta_path" and [id(x) for x in getattr(ip, name, None) or []] != [id(x) for x in old]]
+    # Libraries add import finders of their own (torch does); a finder defined in the notebook is not theirs.
+    bad += ["sys.meta_path" for f in sys.meta_path if f not in lists["meta_path"] and getattr(f if isinstance(f, type) else type(f), "__module__", "") == "__main__"]
     for name in {modules!r}:
         module = sys.modules.get(name)
         if module is None:
