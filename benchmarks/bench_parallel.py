@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def grade(root: Path, *args: str) -> float:
     proc = subprocess.run([sys.executable, "-m", "course", "grade", "mini", "--force", *args], cwd=root,
                           env=course_env(root), capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0 or " error" in proc.stdout:
+    if proc.returncode != 0 or re.search(r"^  \S+\s+error", proc.stdout, re.M):
         raise SystemExit(f"grading failed:\n{proc.stdout}\n{proc.stderr}")
     return seconds
 
