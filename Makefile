@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv release check-release samples grade scores mutations bench lab clean
+.PHONY: demo test venv release check-release samples grade scores mutations bench bench-parallel lab clean
 
 demo: $(STAMP)          ## set up, release, build the sample submissions, grade them
 	$(PY) -m course demo
@@ -21,6 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@command -v bwrap >/dev/null || echo "note: grading needs bubblewrap: sudo apt-get install bubblewrap (or grade with --unsafe)"
 	touch $@
 
 release: $(STAMP)       ## regenerate release/ from source/
@@ -44,6 +45,9 @@ mutations: $(STAMP)     ## judge the hidden tests with correct variants and plau
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
 	$(PY) benchmarks/bench_mnist.py
+
+bench-parallel: $(STAMP) ## parallel speed-up and sandbox overhead of grading, as ratios
+	$(PY) benchmarks/bench_parallel.py
 
 lab: $(STAMP)           ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab

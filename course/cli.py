@@ -18,7 +18,8 @@ import argparse
 import sys
 import time
 
-from . import grading, mutations, release, samples, scores
+from . import grading, mutations, parallel, release, samples, scores
+from .outcome import Status
 from .config import FEEDBACK, GRADES_CSV, ROOT, CourseError, assignments, check_assignment
 
 
@@ -51,7 +52,8 @@ def cmd_samples(args) -> int:
     return 0
 
 
-def _grade(names: list[str], only: list[str] | None, force: bool) -> list[grading.Outcome]:
+def _grade(names: list[str], only: list[str] | None, force: bool, workers: int | None = None,
+           scheduler: str | None = None, unsafe: bool = False) -> list[grading.Outcome]:
     if only:
         unknown = sorted(set(only) - {s for n in names for s in grading.students(n)})
         if unknown:
@@ -65,10 +67,12 @@ def _grade(names: list[str], only: list[str] | None, force: bool) -> list[gradin
             continue
         start = time.perf_counter()
         print(f"{name}: grading {len(who)} submission(s) ...", flush=True)
-        results = grading.grade(name, who, force=force)
-        for outcome in results:
-            note = f": {outcome.message}" if outcome.message else ""
-            print(f"  {outcome.student:<24} {outcome.status}{note}", flush=True)
+        bar = parallel.Progress(len(who), sys.stdout, sys.stderr)
+        try:
+            results = grading.grade(name, who, force=force, workers=workers, scheduler=scheduler,
+                                    unsafe=unsafe, progress=bar)
+        finally:
+            bar.close()
         print(f"  done in {time.perf_counter() - start:.0f} s")
         outcomes += results
     return outcomes
@@ -78,8 +82,16 @@ def _report(names: list[str], outcomes: list[grading.Outcome]) -> None:
     everyone = sorted({s for n in names for s in grading.students(n)})
     print()
     print(scores.table(names, everyone, outcomes))
+    if outcomes:
+        print()
+        print(parallel.summary(outcomes))
+    if any(o.status is Status.FLAGGED for o in outcomes):
+        print("\nFlagged for review (scores recorded; nbgrader's formgrader shows them flagged):")
+        for o in outcomes:
+            if o.status is Status.FLAGGED:
+                print(f"  {o.student}/{o.assignment}: {'; '.join(o.flags)}")
     if any(o.ok for o in outcomes):
-        if any(o.status == "graded" for o in outcomes) or not GRADES_CSV.exists():
+        if any(o.ok and o.status is not Status.UP_TO_DATE for o in outcomes) or not GRADES_CSV.exists():
             grading.export_csv()
         print(f"\nfeedback (HTML): {FEEDBACK.relative_to(ROOT)}/<student>/<assignment>/")
         print(f"grades (CSV):    {GRADES_CSV.relative_to(ROOT)}")
@@ -87,8 +99,10 @@ def _report(names: list[str], outcomes: list[grading.Outcome]) -> None:
 
 def cmd_grade(args) -> int:
     names = _names(args.assignments)
-    outcomes = _grade(names, args.student, args.force)
+    outcomes = _grade(names, args.student, args.force, args.workers, args.scheduler, args.unsafe)
     _report(names, outcomes)
+    if args.unsafe:
+        print(f"\n{grading.UNSAFE_NOTE}")
     return 1 if any(not o.ok for o in outcomes) and args.strict else 0
 
 
@@ -107,7 +121,7 @@ def cmd_demo(args) -> int:
             state = "regenerated"
         built = samples.build(name)
         print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
-    outcomes = _grade(names, None, args.force)
+    outcomes = _grade(names, None, args.force, args.workers, None, args.unsafe)
     _report(names, outcomes)
     return 0
 
@@ -182,11 +196,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
     g.add_argument("--force", action="store_true", help="grade again even if nothing changed")
     g.add_argument("--strict", action="store_true", help="exit 1 if any submission could not be graded")
+    _pool_options(g)
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on an existing Dask cluster (tcp://host:8786) instead of this machine")
     add("scores", cmd_scores, "print the score table from the gradebook")
     m = add("mutations", cmd_mutations, "judge the hidden tests with the cases of mutations/<assignment>.toml")
     m.add_argument("--case", action="append", help="only this case id (repeatable)")
     d = add("demo", cmd_demo, "release, build the sample submissions and grade them", assignments=False)
     d.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+    _pool_options(d)
     pub = add("publish", cmd_publish, "build the student repository in DEST", assignments=False)
     pub.add_argument("dest", metavar="DEST", help="a new or empty folder, or a clone of the student repository")
     col = add("collect", cmd_collect, "unpack a learning platform's submissions zip into submitted/", assignments=False)
@@ -199,6 +217,20 @@ def parser() -> argparse.ArgumentParser:
     lms.add_argument("--roster", help="the roster used to collect (its e-mails become the identifier)")
     lms.add_argument("--out", default="lms-grades.csv", help="where to write (default: %(default)s)")
     return p
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--workers must be 1 or more")
+    return value
+
+
+def _pool_options(sub) -> None:
+    sub.add_argument("--workers", type=_workers, metavar="N",
+                     help="submissions graded at once (default: course.toml [grading] workers, else all cores)")
+    sub.add_argument("--unsafe", action="store_true",
+                     help="grade without the bubblewrap sandbox (student code runs with your rights)")
 
 
 def main(argv: list[str] | None = None) -> int:

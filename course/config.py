@@ -58,10 +58,36 @@ class Settings:
     branch: str
     colab_packages: dict[str, str]  # module name -> pip requirement
     due: dict[str, datetime] = field(default_factory=dict)  # assignment -> due date (with offset)
+    grading: GradingSettings = field(default_factory=lambda: GradingSettings())  # [grading]; defaults where absent
 
     @property
     def repository_url(self) -> str:
         return f"https://github.com/{self.repository}.git"
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    """Limits of the grading sandbox and the size of the pool (course.toml ``[grading]``)."""
+
+    workers: int = 0  # 0: one per CPU core
+    memory_mb: int = 2048  # address space of each process of a submission
+    pids: int = 1024  # processes and threads of the sandbox user
+    cpu_s: int = 600  # CPU seconds of each process
+    open_files: int = 1024
+    file_size_mb: int = 256  # largest file a submission may write
+    wall_s: int = 900  # wall-clock limit of one submission, all its notebooks together
+    max_notebook_mb: int = 100  # larger submitted notebooks are refused unread
+
+    @classmethod
+    def from_table(cls, table: dict) -> "GradingSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise CourseError(f"[grading] has unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        bad = [k for k, v in table.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+        if bad:
+            raise CourseError(f"[grading] settings must be whole numbers >= 0: {', '.join(bad)}")
+        return cls(**table)
 
 
 @cache
@@ -80,6 +106,7 @@ def settings(path: Path = SETTINGS_FILE) -> Settings:
             branch=colab["branch"],
             colab_packages=dict(colab.get("packages", {})),
             due=_due_dates(data.get("due", {}), path),
+            grading=GradingSettings.from_table(data.get("grading", {})),
         )
     except KeyError as exc:
         raise CourseError(f"{path} lacks the setting {exc}") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from .config import GRADEBOOK, settings
-from .grading import Outcome
+from .outcome import Outcome
 
 
 @dataclass(frozen=True)

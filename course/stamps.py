@@ -7,6 +7,7 @@ the work is redone when the hash of its inputs no longer matches.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -32,5 +33,8 @@ def matches(stamp_file: Path, value: str) -> bool:
 
 
 def record(stamp_file: Path, value: str) -> None:
+    """Write the stamp atomically: a grader killed mid-write leaves the old stamp or none."""
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
-    stamp_file.write_text(value)
+    partial = stamp_file.with_name(stamp_file.name + ".partial")
+    partial.write_text(value)
+    os.replace(partial, stamp_file)

@@ -1,0 +1,149 @@
+"""The command line that runs one submission's grading inside a bubblewrap sandbox.
+
+Threat: ``nbgrader autograde`` executes student code with the privileges of whoever
+runs it. Inside the sandbox built here that code
+
+* sees a read-only system (``/usr``, a few files of ``/etc``), a read-only Python
+  environment, and one private folder, ``/course``, holding a scratch copy of its own
+  submission, the assignment's data files and the helper code (course/config.py
+  HELPERS), all read-only, plus a scratch gradebook and output folder it may write;
+* cannot see the real gradebook, ``source/``, ``samples/``, other students'
+  submissions, autograded copies or feedback, the instructor's home, or the grader's
+  environment variables (the environment is cleared);
+* has no network (a new, empty network namespace: not even loopback reaches out);
+* runs as the unprivileged user ``nobody`` (when the grader runs as root), under
+  resource limits (address space, processes, CPU seconds, open files, file size);
+* dies with the grading step: the sandbox has its own process namespace, so when the
+  graded run ends or is killed, every process it started is killed too.
+
+What it does not hide: the kernel runs the test cells, hidden tests included, so a
+submission can read the test code of its own assignment and the ``hidden_tests``
+helpers (feedback withholds those lines, course/feedback.py).
+
+Where bubblewrap cannot run (not installed, no user namespaces, macOS), ``problem()``
+says why; the caller refuses to grade unless the instructor asked for ``--unsafe``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+NOBODY = 65534
+INSIDE = Path("/course")  # where the scratch course appears inside the sandbox
+# Files of /etc that Python, nbgrader and matplotlib read; the rest of /etc stays out.
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
+       "ssl", "ca-certificates", "fonts", "alternatives", "mime.types", "hosts")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 2048
+    pids: int = 1024
+    cpu_s: int = 600
+    open_files: int = 1024
+    file_size_mb: int = 256
+    wall_s: int = 900
+
+    @classmethod
+    def from_settings(cls, grading) -> "Limits":
+        return cls(**{f: getattr(grading, f) for f in cls.__dataclass_fields__})
+
+    def prlimit(self) -> list[str]:
+        """The ``prlimit`` prefix that applies these limits to a command (0 = no limit)."""
+        mb = 1024 * 1024
+        caps = {"--as": self.memory_mb * mb, "--nproc": self.pids, "--cpu": self.cpu_s,
+                "--nofile": self.open_files, "--fsize": self.file_size_mb * mb}
+        return ["prlimit", *(f"{k}={v}" for k, v in caps.items() if v), "--core=0", "--"]
+
+
+def python_dirs() -> list[Path]:
+    """Folders the Python environment lives in (the interpreter's prefix and the venv)."""
+    dirs = {Path(sys.base_prefix), Path(sys.prefix)}
+    dirs |= {d.resolve() for d in dirs}
+    return sorted(dirs)
+
+
+def _parents(path: Path, made: set[Path]) -> list[str]:
+    """Create every missing ancestor of ``path`` world-readable (bwrap would make them 0700)."""
+    args = []
+    for parent in reversed(path.parents):
+        if str(parent) != "/" and parent not in made and str(parent) not in SYSTEM_DIRS:
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: Limits,
+            env: dict[str, str]) -> list[str]:
+    """bwrap + limits around ``inner``.
+
+    ``scratch`` (a host folder owned by the sandbox user) appears as /course, writable;
+    ``readonly`` maps paths inside /course to host files or folders mounted read-only
+    over it. ``env`` is the whole environment the command gets.
+    """
+    args = ["bwrap"]
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    args += ["--perms", "0755", "--dir", "/etc"]
+    for name in ETC:
+        if Path("/etc", name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    made: set[Path] = set()
+    for folder in python_dirs():
+        args += [*_parents(folder, made), "--ro-bind", str(folder), str(folder)]
+        made.add(folder)
+    # /tmp: private, writable by the sandbox user, in memory and capped at the file size limit.
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777",
+             *(["--size", str(limits.file_size_mb * 1024 * 1024)] if limits.file_size_mb else []), "--tmpfs", "/tmp",
+             "--bind", str(scratch), str(INSIDE)]
+    for inside, outside in sorted(readonly.items()):
+        args += ["--ro-bind", str(outside), str(INSIDE / inside)]
+    args += ["--chdir", str(INSIDE), "--clearenv"]
+    for key, value in sorted(env.items()):
+        args += ["--setenv", key, value]
+    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+             "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        # Root's process count is never limited and root reads any file it can see:
+        # drop to nobody inside (bwrap sets no_new_privs, so setuid programs cannot climb back).
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
+                 "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+    else:
+        args += ["--unshare-user", "--"]
+    return [*args, *limits.prlimit(), *inner]
+
+
+def sandbox_user() -> int | None:
+    """The uid that must own the scratch folder, or None when it is the caller's own."""
+    return NOBODY if os.geteuid() == 0 else None
+
+
+def problem() -> str | None:
+    """Why the sandbox cannot run here, or None when it can."""
+    missing = [tool for tool in ("bwrap", "prlimit", "setpriv") if not shutil.which(tool)]
+    if missing:
+        return (f"{', '.join(missing)} not found: install bubblewrap and util-linux "
+                "(Debian/Ubuntu: apt-get install bubblewrap util-linux)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sandbox-check-") as scratch:
+        if sandbox_user() is not None:
+            os.chown(scratch, NOBODY, NOBODY)
+        probe = command([sys.executable, "-c", "pass"], Path(scratch), {}, Limits(), {"PATH": "/usr/bin:/bin"})
+        try:
+            proc = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bubblewrap could not start: {exc}"
+    if proc.returncode != 0:
+        return f"bubblewrap could not start a sandbox here (no user namespaces?): {proc.stderr.strip()[-300:]}"
+    return None

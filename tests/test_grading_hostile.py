@@ -1,0 +1,392 @@
+"""A hostile corpus, graded in ONE batch with honest submissions on the one-notebook mini course.
+
+Each case is written so that its success would show: a read that works, a write that
+lands, a patch that is not caught changes the score, leaves a file behind or a process
+running. Every case has its expected outcome; honest students' grades must be the
+same as in a batch of honest submissions only. The batch runs on a real Dask
+LocalCluster with two worker processes (``--workers 2``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import copy_course, course_env, run_course
+from test_grading_edge_cases import SOLUTIONS, mini_notebook
+
+from course import sandbox
+from course.stamps import digest
+
+pytestmark = pytest.mark.xdist_group("grade-hostile")
+
+SECRET = "course-test-secret-0xC0FFEE"
+MARKER = "hostile-marker-7f3a"
+HONEST = {"good": {}, "wrong": {"answer": "value = 41"}, "partial": {"helper": "def helper():\n    return 2"}}
+HOME = Path.home()
+HOME_PYTHON = sorted({p.relative_to(HOME).parts[0] for p in map(Path, sandbox.python_dirs()) if HOME in p.parents})
+FULL = {"test_value": 2, "test_warns": 1, "test_helper": 1, "test_bonus": 2}
+
+
+def leak_check(expr: str) -> str:
+    """Answer cell: value stays right only if ``expr`` (an attempt to read or reach) fails."""
+    return (f"try:\n    _got = {expr}\n    value = 1000 if _got else 42\n"
+            f"except Exception:\n    value = 42\n")
+
+
+def attempt(code: str) -> str:
+    """Answer cell: try ``code``, then answer correctly whatever happened."""
+    body = "\n".join("    " + line for line in code.splitlines())
+    return f"try:\n{body}\nexcept BaseException:\n    pass\nvalue = 42\n"
+
+
+def cases(root, port):
+    r = str(root)
+    reads = {
+        "read_gradebook": leak_check(f"open({r + '/gradebook.db'!r}, 'rb').read(10)"),
+        "read_source": leak_check(f"open({r + '/source/mini/mini.ipynb'!r}).read()"),
+        "read_source_rel": leak_check("open('../../../source/mini/mini.ipynb').read()"),
+        "read_other_student": leak_check(f"open({r + '/submitted/good/mini/mini.ipynb'!r}).read()"),
+        "read_other_rel": leak_check("open('../../../submitted/good/mini/mini.ipynb').read()"),
+        "read_samples": leak_check(f"__import__('os').listdir({r + '/samples'!r}) or [1]"),
+        # The Python install may live under the home (pyenv); nothing else of it may show.
+        "read_home": leak_check(f"[n for n in __import__('os').listdir({str(HOME)!r}) if n not in {HOME_PYTHON!r}]"),
+        "read_shadow": leak_check("open('/etc/shadow').read()"),
+        "read_env": leak_check(f"{SECRET!r} in str(__import__('os').environ)"),
+        "read_proc_env": leak_check(f"any({SECRET!r} in open(f'/proc/{{p}}/environ', errors='replace').read() "
+                                    "for p in __import__('os').listdir('/proc') if p.isdigit())"),
+        "read_course_root": leak_check(f"__import__('os').listdir({r!r})"),
+    }
+    writes = {
+        "write_other_student": attempt(f"open({r + '/submitted/good/mini/mini.ipynb'!r}, 'a').write(' ')"),
+        "write_gradebook": attempt(f"open({r + '/gradebook.db'!r}, 'ab').write(b'x' * 100)"),
+        "write_source": attempt(f"open({r + '/source/mini/mini.ipynb'!r}, 'a').write(' ')"),
+        "write_utils": attempt(f"open({r + '/utils/evil.py'!r}, 'w').write('x = 1')\n"
+                               "open('/course/utils/evil.py', 'w').write('x = 1')"),
+        "write_feedback": attempt(f"import os\nos.makedirs({r + '/feedback/good/mini'!r}, exist_ok=True)\n"
+                                  f"open({r + '/feedback/good/mini/' + MARKER!r}, 'w').write('x')"),
+        "write_home": attempt(f"open('/root/{MARKER}', 'w').write('x')"),
+        "write_tmp_host": attempt(f"open('/tmp/{MARKER}', 'w').write('x')"),
+        "write_own_submission": attempt("open('../../../submitted/write_own_submission/mini/mini.ipynb', 'a').write(' ')"),
+        # The scratch gradebook is writable, but the parent never reads scores from it.
+        "extra_credit_scratch": "import sqlite3\n" + attempt(
+            "db = sqlite3.connect('/course/gradebook.db')\n"
+            "db.execute('update grade set extra_credit = 100')\ndb.commit()").replace("value = 42", "value = 41"),
+    }
+    persists = {
+        "detached_process": attempt(
+            "import subprocess, sys\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {MARKER}'], "
+            "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"),
+        "double_fork": attempt(
+            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+            f"        os.execvp('sleep', ['sleep', '600', '{MARKER}'])\n    os._exit(0)\ntime.sleep(0.5)"),
+        "atexit_hook": attempt(f"import atexit\natexit.register(lambda: open({r + '/' + MARKER!r}, 'w').write('x'))"),
+        "fork_bomb": ("import threading, time\n"
+                      "ts = [threading.Thread(target=time.sleep, args=(20,)) for _ in range(5000)]\n"
+                      "for t in ts:\n    t.start()\nvalue = 42"),
+        "memory_hog": "big = bytearray(3 * 1024 ** 3)\nvalue = 42",
+        "big_file": "open('big.bin', 'wb').write(b'0' * (300 * 1024 ** 2))\nvalue = 42",
+        "output_flood": "for i in range(200000):\n    print('flood', i)\nvalue = 42",
+        "open_files": attempt("fs = [open('/dev/null') for _ in range(5000)]"),
+    }
+    tampers = {
+        "input_transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\nvalue = 41",
+        "ast_transformer": ("import ast\nclass NoAssert(ast.NodeTransformer):\n"
+                            "    def visit_Assert(self, node):\n        return ast.Pass()\n"
+                            "get_ipython().ast_transformers.append(NoAssert())\nvalue = 41"),
+        "showtraceback": "get_ipython().showtraceback = lambda *a, **k: None\nvalue = 41",
+        "stderr_swap": "import io, sys\nsys.stderr = io.StringIO()\nvalue = 41",
+        "builtins_patch": "import builtins\nbuiltins.isinstance = lambda *a: True\nvalue = 41",
+        "sys_modules": "import sys, types\nsys.modules['utils'] = types.ModuleType('utils')\nvalue = 41",
+        "numpy_testing": "import numpy\nnumpy.testing.assert_allclose = lambda *a, **k: None\nvalue = 41",
+        "torch_allclose": "import torch\ntorch.allclose = lambda *a, **k: True\nvalue = 41",
+        "hidden_patch": ("import importlib\nm = importlib.import_module('num' + 'py')\n"
+                         "m.allclose = (lambda *a, **k: True)\nvalue = 41"),
+        "checks_helper": "import utils.checks as c\nc.check_close = lambda *a, **k: None\nvalue = 41",
+        "import_hook": "import sys\nclass Finder:\n    def find_spec(self, *a):\n        return None\n"
+                       "sys.meta_path.insert(0, Finder())\nvalue = 41",
+        "exit_in_test": "import os\nvalue = 42",  # helper below exits the kernel inside test_helper
+    }
+    network = {
+        "net_loopback_host": leak_check(f"__import__('socket').create_connection(('127.0.0.1', {port}), 3)"),
+        "net_dns": leak_check("__import__('socket').gethostbyname('pypi.org')"),
+        "net_udp": leak_check(f"__import__('socket').socket(2, 2).sendto(b'x', ('127.0.0.1', {port})) and False"),
+    }
+    return {"reads": reads, "writes": writes, "persists": persists, "tampers": tampers, "network": network}
+
+
+# Malformed submissions: student -> (how the file is written, expected status, phrase of the message).
+MALFORMED = ["invalid_json", "binary_junk", "nbformat3", "changed_cell_type", "deleted_grade_cell",
+             "duplicated_grade_cell", "colab_stripped", "symlink_notebook", "symlink_folder", "huge_notebook",
+             "odd name ünï 'x'", "empty_folder", "renamed_notebook", "claims_points", "edited_locked_cell"]
+
+
+def submission(released, answer=None, helper=None):
+    nb = nbformat.from_dict(released)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid == "answer":
+            cell.source = answer if answer is not None else SOLUTIONS["answer"]
+        elif gid == "helper":
+            cell.source = helper if helper is not None else SOLUTIONS["helper"]
+    return nb
+
+
+def _make_course(path, students):
+    root = copy_course(path, parts=("course", "utils", "course.toml", "nbgrader_config.py"))
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write("\nc.Execute.timeout = 30\n")  # room for `import torch` on a loaded machine
+    with open(root / "course.toml", "a") as toml:
+        pass
+    text = (root / "course.toml").read_text()
+    text = re.sub(r"max_notebook_mb = \d+", "max_notebook_mb = 1", text)
+    (root / "course.toml").write_text(text)
+    (root / "source" / "mini").mkdir(parents=True)
+    nbformat.write(mini_notebook(), root / "source" / "mini" / "mini.ipynb")
+    (root / "samples").mkdir()
+    (root / "samples" / MARKER).write_text("x")
+    run_course(root, "release", "mini")
+    released = nbformat.read(root / "release" / "mini" / "mini.ipynb", as_version=4)
+    for student, replaced in students.items():
+        folder = root / "submitted" / student / "mini"
+        folder.mkdir(parents=True)
+        nbformat.write(submission(released, replaced.get("answer"), replaced.get("helper")), folder / "mini.ipynb")
+    return root, released
+
+
+def _malformed(root, released):
+    sub = lambda s: root / "submitted" / s / "mini"  # noqa: E731
+    good = submission(released)
+    for s in MALFORMED:
+        sub(s).mkdir(parents=True, exist_ok=s != "symlink_folder")
+    sub("symlink_folder").rmdir()
+    (sub("invalid_json") / "mini.ipynb").write_text('{"cells": [')
+    (sub("binary_junk") / "mini.ipynb").write_bytes(os.urandom(2000))
+    nbformat.write(nbformat.convert(good, 3), sub("nbformat3") / "mini.ipynb", version=3)
+    for name, change in [("changed_cell_type", "type"), ("deleted_grade_cell", "delete"),
+                         ("duplicated_grade_cell", "duplicate"), ("colab_stripped", "strip"),
+                         ("claims_points", "points"), ("edited_locked_cell", "edit")]:
+        nb = submission(released)
+        test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_value")
+        if change == "type":
+            test.cell_type = "markdown"
+            test.pop("outputs", None)
+            test.pop("execution_count", None)
+        elif change == "delete":
+            nb.cells.remove(test)
+        elif change == "duplicate":
+            nb.cells.insert(nb.cells.index(test), nbformat.from_dict(dict(test, id="dup")))
+        elif change == "strip":
+            for cell in nb.cells:
+                cell.metadata = {}
+        elif change == "points":
+            test.metadata.nbgrader.points = 100
+        elif change == "edit":
+            test.source = "pass"
+        if change == "edit":
+            nb.cells[[c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells].index("answer")].source = "value = 41"
+        nbformat.write(nb, sub(name) / "mini.ipynb")
+    (sub("symlink_notebook") / "mini.ipynb").symlink_to(root / "submitted" / "good" / "mini" / "mini.ipynb")
+    sub("symlink_folder").symlink_to(root / "submitted" / "good" / "mini")
+    huge = submission(released)
+    huge.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (2 * 1024 ** 2))]
+    nbformat.write(huge, sub("huge_notebook") / "mini.ipynb")
+    nbformat.write(good, sub("odd name ünï 'x'") / "mini.ipynb")
+    nbformat.write(good, sub("renamed_notebook") / "Copy of mini.ipynb")
+
+
+def _scores(root, student):
+    from course import scores as course_scores
+
+    return {k: v[0] for k, v in course_scores.cell_scores("mini", student, db=root / "gradebook.db").items()}
+
+
+class Listener:
+    """A TCP and UDP server on the host's loopback: a sandboxed submission must never reach it."""
+
+    def __init__(self):
+        self.tcp = socket.socket()
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen()
+        self.port = self.tcp.getsockname()[1]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", self.port))
+        self.udp.settimeout(1)
+        self.tcp.settimeout(1)
+        self.contacts = 0
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            for sock, recv in ((self.tcp, lambda s: s.accept()), (self.udp, lambda s: s.recvfrom(10))):
+                try:
+                    recv(sock)
+                    self.contacts += 1
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory):
+    honest_root, _ = _make_course(tmp_path_factory.mktemp("honest"), HONEST)
+    run_course(honest_root, "grade", "mini", "--workers", "2", timeout=900)
+    honest = {s: _scores(honest_root, s) for s in HONEST}
+
+    listener = Listener()
+    root = tmp_path_factory.mktemp("hostile")
+    corpus = cases(root, listener.port)
+    students = dict(HONEST)
+    for group in corpus.values():
+        students.update({name: {"answer": code} for name, code in group.items()})
+    students["exit_in_test"]["helper"] = "def helper():\n    os._exit(0)"
+    root, released = _make_course(root, students)
+    _malformed(root, released)
+    hashes = {p.name: digest([p]) for p in (root / "submitted").iterdir() if not p.is_symlink()}
+    source_hash = digest([root / "source"])
+    env = {"COURSE_TEST_SECRET": SECRET}
+    os.environ.update(env)
+    try:
+        proc = run_course(root, "grade", "mini", "--workers", "2", timeout=1500)
+    finally:
+        os.environ.pop("COURSE_TEST_SECRET")
+    listener.stop = True
+    return root, proc.stdout, honest, hashes, source_hash, corpus, listener.contacts
+
+
+def _line(output, student):
+    return next(l for l in output.splitlines() if l.startswith(f"  {student} "))
+
+
+def test_corpus_has_at_least_40_cases(batches):
+    corpus = batches[5]
+    assert sum(len(g) for g in corpus.values()) + len(MALFORMED) >= 40
+
+
+def test_honest_grades_are_identical_with_and_without_hostile_submissions(batches):
+    root, output, honest = batches[:3]
+    for student, expected in honest.items():
+        assert re.search(rf"  {student}\s+graded", output), _line(output, student)
+        assert _scores(root, student) == expected
+    assert honest["good"] == FULL
+
+
+@pytest.mark.parametrize("group", ["reads", "network"])
+def test_reads_and_network_are_contained(batches, group):
+    root, output, *_, corpus, contacts = batches
+    for student in corpus[group]:
+        # value = 1000 if the read or connection had worked: test_value would then fail.
+        assert _scores(root, student)["test_value"] == 2, _line(output, student)
+    assert contacts == 0
+
+
+def test_writes_do_not_land(batches):
+    root, output, honest, hashes, source_hash, corpus, _ = batches
+    for student, before in hashes.items():
+        assert digest([root / "submitted" / student]) == before, f"submitted/{student} changed"
+    assert digest([root / "source"]) == source_hash
+    assert not (root / "utils" / "evil.py").exists()
+    assert not (root / "feedback" / "good" / "mini" / MARKER).exists()
+    assert not os.path.exists(f"/root/{MARKER}") and not os.path.exists(f"/tmp/{MARKER}")
+    for student in corpus["writes"]:
+        if student != "extra_credit_scratch":
+            assert _scores(root, student)["test_value"] == 2, _line(output, student)
+    # Extra credit written into the scratch gradebook counts for nothing.
+    assert _scores(root, "extra_credit_scratch") == {"test_value": 0, "test_warns": 1, "test_helper": 1, "test_bonus": 0}
+
+
+def test_nothing_persists_after_grading(batches):
+    root, output, *_ = batches
+    assert not (root / MARKER).exists()  # the atexit hook's write
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if MARKER in cmdline and "pytest" not in cmdline:
+            alive.append(cmdline)
+    assert not alive, alive
+
+
+@pytest.mark.parametrize("student, phrase", [
+    ("memory_hog", "memory limit 2 GiB exceeded in cell 'answer'"),
+    ("big_file", "file size limit 256 MiB exceeded in cell 'answer'"),
+    ("fork_bomb", "process limit (1024) reached in cell 'answer'"),
+])
+def test_limits_are_reported_with_the_cell_and_the_batch_goes_on(batches, student, phrase):
+    root, output, *_ = batches
+    line = _line(output, student)
+    assert "limit hit" in line and phrase in line, line
+    assert _scores(root, student)["test_value"] == 0  # the cell that hit the limit did not define value
+
+
+def test_output_flood_and_open_files_are_graded(batches):
+    root, output, *_ = batches
+    assert _scores(root, "open_files")["test_value"] == 2, _line(output, "open_files")
+    # The flood may outlast the cell timeout on a loaded machine; the cells after it still count.
+    assert _scores(root, "output_flood")["test_helper"] == 1, _line(output, "output_flood")
+
+
+@pytest.mark.parametrize("student", [s for s in cases("/x", 1)["tampers"] if s != "exit_in_test"])
+def test_tampering_is_flagged_for_review(batches, student):
+    root, output, *_ = batches
+    line = _line(output, student)
+    assert re.search(rf"  {re.escape(student)}\s+flagged", line), line
+    from course.gradebook import open_gradebook
+
+    with open_gradebook(root / "gradebook.db") as gb:
+        assert gb.find_submission_notebook("mini", "mini", student).flagged
+
+
+def test_exiting_the_kernel_in_a_test_cell_earns_nothing_there(batches):
+    root, output, *_ = batches
+    line = _line(output, "exit_in_test")
+    assert "flagged" in line and "exits or kills the kernel" in line and "Kernel died" in line, line
+    assert _scores(root, "exit_in_test")["test_helper"] == 0, line
+
+
+@pytest.mark.parametrize("student, phrase", [
+    ("invalid_json", "not a valid notebook"),
+    ("binary_junk", "not a valid notebook"),
+    ("symlink_notebook", "symbolic link"),
+    ("symlink_folder", "symbolic link"),
+    ("huge_notebook", "over the 1 MiB limit"),
+    ("empty_folder", "holds no notebook"),
+    ("renamed_notebook", "rename the notebook"),
+])
+def test_unreadable_or_unsafe_submissions_are_errors_with_a_reason(batches, student, phrase):
+    root, output, *_ = batches
+    line = _line(output, student)
+    assert re.search(rf"  {re.escape(student)}\s+error", line) and phrase in line, line
+    from course import scores as course_scores
+
+    assert course_scores.read("mini", student, db=root / "gradebook.db") is None
+
+
+@pytest.mark.parametrize("student, expected", [
+    ("nbformat3", FULL),
+    ("odd name ünï 'x'", FULL),
+    ("colab_stripped", FULL),  # metadata put back by matching the release
+    ("claims_points", FULL),  # points come from the gradebook, not the submission
+    ("duplicated_grade_cell", FULL),
+    ("edited_locked_cell", {"test_value": 0, "test_warns": 1, "test_helper": 1, "test_bonus": 0}),
+])
+def test_edited_or_converted_notebooks_are_scored_honestly(batches, student, expected):
+    root, output, *_ = batches
+    assert _scores(root, student) == expected, _line(output, student)
+
+
+def test_changed_type_or_deleted_test_cells_are_recorded_without_extra_points(batches):
+    root, output, *_ = batches
+    for student in ("changed_cell_type", "deleted_grade_cell"):
+        got = _scores(root, student)
+        assert set(got) == set(FULL) and all(got[k] <= FULL[k] for k in FULL), (_line(output, student), got)
+    assert "lacks the cells test_value" in _line(output, "deleted_grade_cell")
+    assert "copies of the cells test_value" in _line(output, "duplicated_grade_cell")

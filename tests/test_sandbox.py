@@ -1,0 +1,259 @@
+"""The grading building blocks in-process: sandbox, result validation, guards, metadata repair.
+
+The sandbox tests start bubblewrap for a plain Python process (no nbgrader): a second each.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course import guards, parallel, repair, sandbox
+from course.config import CourseError, GradingSettings
+from course.outcome import Outcome, Result, Status
+
+needs_bwrap = pytest.mark.skipif(sandbox.problem() is not None, reason=f"no sandbox here: {sandbox.problem()}")
+
+
+def run_inside(tmp_path: Path, code: str, limits=sandbox.Limits(), readonly=None) -> subprocess.CompletedProcess:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    if sandbox.sandbox_user() is not None:
+        os.chown(scratch, sandbox.NOBODY, sandbox.NOBODY)
+    cmd = sandbox.command([sys.executable, "-c", code], scratch, readonly or {}, limits, {"PATH": "/usr/bin:/bin"})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@needs_bwrap
+def test_sandbox_hides_the_course_and_allows_only_its_scratch(tmp_path):
+    secret = tmp_path / "gradebook.db"
+    secret.write_text("grades")
+    shared = tmp_path / "helpers"
+    shared.mkdir()
+    (shared / "h.py").write_text("x = 1")
+    code = (f"import os\nprint(os.path.exists({str(secret)!r}), os.path.exists('/root'), os.listdir('/root'))\n"
+            "open('/course/out.txt', 'w').write('ok')\n"
+            "print(open('/course/helpers/h.py').read())\n"
+            "try:\n    open('/course/helpers/h.py', 'a')\nexcept OSError as e:\n    print('readonly', e.errno)\n"
+            "print(os.getuid(), ' '.join(sorted(os.environ)))")
+    proc = run_inside(tmp_path, code, readonly={"helpers": shared})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("False True")  # the gradebook is not there; /root holds only the Python install
+    assert "x = 1" in lines[1] and lines[2].startswith("readonly")
+    assert (tmp_path / "scratch" / "out.txt").read_text() == "ok"
+    uid, *variables = lines[3].split()
+    if os.geteuid() == 0:
+        assert uid == str(sandbox.NOBODY)
+    assert set(variables) <= {"PATH", "PWD", "LC_CTYPE"}, variables  # the grader's environment is gone
+
+
+@needs_bwrap
+def test_sandbox_has_no_network(tmp_path):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    code = ("import socket\ntry:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), 2)\n    print('connected')\n"
+            "except OSError as e:\n    print('refused', e.errno)")
+    proc = run_inside(tmp_path, code)
+    server.close()
+    assert proc.stdout.startswith("refused"), proc.stdout + proc.stderr
+
+
+@needs_bwrap
+def test_sandbox_memory_limit_raises_memory_error(tmp_path):
+    code = "try:\n    b = bytearray(600 * 1024 ** 2)\n    print('allocated')\nexcept MemoryError:\n    print('MemoryError')"
+    proc = run_inside(tmp_path, code, limits=sandbox.Limits(memory_mb=300))
+    assert proc.stdout.strip() == "MemoryError", proc.stdout + proc.stderr
+
+
+@needs_bwrap
+def test_sandbox_kills_everything_it_started(tmp_path):
+    marker = f"sandbox-orphan-{os.getpid()}"
+    code = ("import subprocess\n"
+            f"subprocess.Popen(['sleep', '300', '{marker}'], start_new_session=True)\nprint('started')")
+    proc = run_inside(tmp_path, code)
+    assert "started" in proc.stdout
+    alive = [p for p in os.listdir("/proc") if p.isdigit()
+             and marker in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+    assert not alive
+
+
+def test_limits_become_prlimit_options():
+    args = sandbox.Limits(memory_mb=2048, pids=1024, cpu_s=60, open_files=256, file_size_mb=10).prlimit()
+    assert args[0] == "prlimit" and args[-1] == "--"
+    assert {"--as=2147483648", "--nproc=1024", "--cpu=60", "--nofile=256", f"--fsize={10 * 2**20}"} <= set(args)
+
+
+def test_command_isolates_network_processes_and_environment(tmp_path):
+    cmd = sandbox.command(["true"], tmp_path, {}, sandbox.Limits(), {"A": "1"})
+    for option in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv", "--new-session"):
+        assert option in cmd
+    from course.config import ROOT
+
+    sources = {cmd[i + 1] for i, arg in enumerate(cmd) if arg in ("--bind", "--ro-bind")}
+    assert str(Path.home()) not in sources and str(ROOT) not in sources and "/" not in sources
+    assert str(tmp_path) in sources  # the scratch folder, and nothing of the course besides what is asked
+
+
+def test_result_json_round_trip_and_validation():
+    result = Result("s", "a", Status.FLAGGED, "m", ["why"], {"nb": "{}"}, "f", None, 1.5)
+    back = Result.from_json(result.to_json())
+    assert back == result and back.outcome().status is Status.FLAGGED
+    bad = result.to_json().replace('"flagged"', '"perfect"')
+    with pytest.raises(ValueError):
+        Result.from_json(bad)
+    with pytest.raises(ValueError, match="fields"):
+        Result.from_json('{"student": "s"}')
+    with pytest.raises(ValueError, match="wrong type"):
+        Result.from_json(result.to_json().replace('"seconds": 1.5', '"seconds": "fast"'))
+
+
+def test_only_error_is_not_recorded():
+    assert [s for s in Status if not s.recorded] == [Status.ERROR]
+
+
+def test_summary_counts_each_status():
+    outcomes = [Outcome("a", "x", Status.GRADED), Outcome("b", "x", Status.GRADED), Outcome("c", "x", Status.ERROR),
+                Outcome("d", "x", Status.FLAGGED, flags=("r",)), Outcome("e", "x", Status.LIMIT)]
+    header, values = parallel.summary(outcomes).splitlines()
+    counts = dict(zip([h for h in header.split("  ") if h.strip()], values.split()))
+    assert {k.strip(): int(v) for k, v in counts.items()} == {
+        "graded": 2, "up to date": 0, "errors": 1, "limits hit": 1, "flagged": 1}
+
+
+def test_progress_prints_one_line_per_submission():
+    out = io.StringIO()
+    bar = parallel.Progress(2, out, io.StringIO())
+    bar(Outcome("ann", "x", Status.GRADED))
+    bar(Outcome("bob", "x", Status.FLAGGED, "m", ("patched torch",)))
+    assert out.getvalue().splitlines() == [f"  {'ann':<24} graded", f"  {'bob':<24} flagged: m [review: patched torch]"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"workers": -1}, "whole numbers"),
+    ({"memory": 1}, "unknown settings memory"),
+    ({"wall_s": "10"}, "whole numbers"),
+])
+def test_bad_grading_settings_are_explained(table, message):
+    with pytest.raises(CourseError, match=message):
+        GradingSettings.from_table(table)
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("import torch\ntorch.allclose = lambda *a, **k: True", "rebinds a library function"),
+    ("import sys\nsys.modules['utils'] = None", "changes sys.modules"),
+    ("get_ipython().input_transformers_post.append(f)", "hooks into IPython"),
+    ("ip.showtraceback = lambda *a: None", "changes how errors are reported"),
+    ("import os\nos._exit(0)", "exits or kills the kernel"),
+    ("import builtins\nbuiltins.len = lambda x: 0", "touches builtins"),
+])
+def test_static_scan_names_the_pattern_and_the_cell(source, reason):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, id="answer")])
+    found = guards.static_scan(nb)
+    assert any(reason in f and "'answer'" in f for f in found), found
+
+
+def test_static_scan_ignores_honest_code_and_provided_cells():
+    honest = nbformat.v4.new_code_cell("import torch\nx = torch.ones(3)\nassert torch.allclose(x, x)", id="a")
+    provided = nbformat.v4.new_code_cell("import sys\nsys.modules.pop('x', None)", id="setup")
+    nb = nbformat.v4.new_notebook(cells=[honest, provided])
+    assert guards.static_scan(nb, {provided.source}) == []
+
+
+def test_guard_cells_are_injected_and_removed_again():
+    test = nbformat.v4.new_code_cell("assert True", id="t")
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1, "locked": True}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a"), test])
+    guards.inject(nb, "guardabc")
+    ids = [c.id for c in nb.cells]
+    assert ids[0].startswith(guards.GUARD_ID) and ids[1:3] == ["a", "t"] and ids[3].startswith(guards.GUARD_ID)
+    for cell in nb.cells:  # as if the checks ran and failed as they must
+        cell.execution_count = 1
+        if "_check_" in cell.source:
+            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="guardabc ok", traceback=[])]
+    assert guards.interpret(nb, "guardabc") == [] and [c.id for c in nb.cells] == ["a", "t"]
+
+
+def test_guards_flag_hidden_errors_and_reported_tampering():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a")])
+    guards.inject(nb, "guardabc")
+    check = nb.cells[-1]
+    check.execution_count = 3
+    assert any("errors were hidden" in f for f in guards.interpret(nbformat.from_dict(nb), "guardabc"))
+    check.outputs = [nbformat.v4.new_output("error", ename="AssertionError",
+                                            evalue="guardabc tampered: torch.allclose", traceback=[])]
+    assert guards.interpret(nb, "guardabc") == ["changed what the tests rely on: torch.allclose"]
+
+
+def _labelled(source, gid, solution=False, locked=True):
+    cell = nbformat.v4.new_code_cell(source, id=gid)
+    cell.metadata["nbgrader"] = {"grade": not solution, "solution": solution, "locked": locked, "grade_id": gid,
+                                 "schema_version": 3, "points": 1}
+    return cell
+
+
+def test_stripped_metadata_is_put_back_by_content_and_position():
+    release = nbformat.v4.new_notebook(cells=[
+        _labelled("# YOUR CODE HERE", "answer", solution=True, locked=False), _labelled("assert value == 42", "test"),
+        _labelled("# YOUR CODE HERE", "helper", solution=True, locked=False), _labelled("assert helper() == 1", "t2")])
+    colab = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(
+        ["value = 42", "assert value == 42", "def helper():\n    return 1", "assert helper() == 1"])])
+    restored, missing = repair.restore_metadata(colab, release)
+    assert missing == [] and sorted(restored) == ["answer", "helper", "t2", "test"]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in colab.cells] == ["answer", "test", "helper", "t2"]
+
+
+def test_ambiguous_stripped_cells_are_reported_not_guessed():
+    release = nbformat.v4.new_notebook(cells=[
+        _labelled("# YOUR CODE HERE", "answer", solution=True, locked=False), _labelled("assert value == 42", "test")])
+    colab = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(
+        ["value = 40", "value += 2", "assert value == 42"])])
+    restored, missing = repair.restore_metadata(colab, release)
+    assert restored == ["test"] and missing == ["answer"]
+
+
+def test_grading_refuses_without_a_sandbox_unless_unsafe(monkeypatch):
+    from course import grading
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
+    why = sandbox.problem()
+    assert "bwrap" in why and "apt-get install bubblewrap" in why
+    monkeypatch.setattr(sandbox, "problem", lambda: why)
+    with pytest.raises(CourseError, match="pass --unsafe to grade without one"):
+        grading.refuse_without_sandbox(unsafe=False)
+    grading.refuse_without_sandbox(unsafe=True)  # the instructor's explicit choice
+
+
+def test_reading_back_never_follows_a_link(tmp_path):
+    from course import grading
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("instructor's file")
+    out = tmp_path / "scratch" / "autograded" / "s" / "a"
+    out.mkdir(parents=True)
+    (out / "a.ipynb").symlink_to(secret)
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "a", "a.ipynb"], 1000) is None
+    (out / "a.ipynb").unlink()
+    (out / "a.ipynb").write_text("{}")
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "a", "a.ipynb"], 1000) == b"{}"
+    (tmp_path / "scratch" / "autograded" / "s" / "b").symlink_to(out)  # a linked folder on the way
+    assert grading._read_inside(tmp_path / "scratch", ["autograded", "s", "b", "a.ipynb"], 1000) is None
+
+
+@needs_bwrap
+def test_sandbox_tmp_is_private_and_writable(tmp_path):
+    # Python's tempfile falls back to the working folder when /tmp is not writable, and
+    # ipykernel names cells after that folder: it must be /tmp (course/guards.py relies on it).
+    proc = run_inside(tmp_path, "import tempfile; print(tempfile.gettempdir())")
+    assert proc.stdout.strip() == "/tmp", proc.stdout + proc.stderr
