@@ -26,6 +26,7 @@ from nbgrader.preprocessors import OverwriteCells, SaveAutoGrades
 
 from . import bonus
 from .config import GRADEBOOK, SOURCE, settings
+from .rubric import InsertRubrics
 
 NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
 log = logging.getLogger("course.gradebook")
@@ -93,6 +94,8 @@ def record(assignment: str, student: str, notebooks: dict[str, object], flagged:
                 elif not _is_answer(gb, grade):
                     grade.extra_credit = 0.0  # only bonus cells of source/ earn extra credit
             gb.db.commit()
+        # The sandbox cannot see source/, so the rubrics for the formgrader are added here.
+        nb, _ = InsertRubrics().preprocess(nb, resources)
         recorded[name] = nb
     return recorded
 

@@ -26,7 +26,8 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("fbmini")
     output = classroom.build(root)
     for student in classroom.STUDENTS:
-        assert re.search(rf"{student}\s+graded", output), output
+        # The leaker's reading of the hidden module is also flagged for review by the grader.
+        assert re.search(rf"{student}\s+(graded|flagged)", output), output
     return root
 
 
