@@ -98,14 +98,15 @@ def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: 
     for name in ETC:
         if Path("/etc", name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    # /tmp: private, writable by the sandbox user, in memory and capped at the file size limit.
+    # Mounted before the environment, which may itself live under /tmp (a CI clone's venv).
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777",
+             *(["--size", str(limits.file_size_mb * 1024 * 1024)] if limits.file_size_mb else []), "--tmpfs", "/tmp"]
     made: set[Path] = set()
     for folder in python_dirs():
         args += [*_parents(folder, made), "--ro-bind", str(folder), str(folder)]
         made.add(folder)
-    # /tmp: private, writable by the sandbox user, in memory and capped at the file size limit.
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777",
-             *(["--size", str(limits.file_size_mb * 1024 * 1024)] if limits.file_size_mb else []), "--tmpfs", "/tmp",
-             "--bind", str(scratch), str(INSIDE)]
+    args += ["--bind", str(scratch), str(INSIDE)]
     for inside, outside in sorted(readonly.items()):
         args += ["--ro-bind", str(outside), str(INSIDE / inside)]
     args += ["--chdir", str(INSIDE), "--clearenv"]
