@@ -45,6 +45,8 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "Model answer")
 # Secret lines shorter than this ("else:", "return x") are too common to judge by.
 MIN_SECRET = 20
+# Lines of published helpers shorter than this are idioms, not test logic (see secret_lines).
+MAX_IDIOM = 40
 
 
 def _split(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
@@ -64,7 +66,8 @@ def secret_lines(source_dir: Path = SOURCE, hidden_dir: Path = ROOT / "hidden_te
 
     A line of a solution or hidden region that is also public elsewhere (provided code or a
     visible test in an instructor notebook, a published helper such as utils/rosenbrock.py)
-    is not secret. Every line of hidden_tests/ is, unless the notebooks show it openly.
+    is not secret. Every line of hidden_tests/ is, unless the notebooks or a published
+    helper show it openly.
     """
     secret, public = {}, set()
     for path in sorted(source_dir.glob("*/*.ipynb")):
@@ -89,7 +92,11 @@ def secret_lines(source_dir: Path = SOURCE, hidden_dir: Path = ROOT / "hidden_te
     for path in sorted(hidden_dir.rglob("*.py")) if hidden_dir.is_dir() else []:
         where = str(path.relative_to(hidden_dir.parent))
         secret.update({line.strip(): where for line in path.read_text().splitlines()})
-    return {line: where for line, where in secret.items() if len(line) >= MIN_SECRET and line not in public}
+    # An import, a decorator or a short idiom ("legend = ax.get_legend()") that a published
+    # helper holds too is no test logic; a longer line copied into a helper is a leak.
+    idioms = {line for line in in_helpers if len(line) < MAX_IDIOM or line.startswith(("import ", "from ", "@"))}
+    return {line: where for line, where in secret.items()
+            if len(line) >= MIN_SECRET and line not in public and line not in idioms}
 
 
 def _text(path: Path) -> str | None:

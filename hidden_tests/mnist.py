@@ -218,9 +218,9 @@ def _reference_train(model, loader, optimizer, loss_fn, n_epochs):
 
 
 def _train_setup(seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(22, 3, 2, 2, generator=generator)  # 22 samples, batch 4: a last batch of 2
-    y = torch.randint(0, 5, (22,), generator=generator)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(22, 3, 2, 2, generator=g)  # 22 samples, batch 4: a last batch of 2
+    y = torch.randint(0, 5, (22,), generator=g)
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 5))
     return x, y, model

@@ -50,6 +50,7 @@ from torch import nn
 from utils.checks import check_close, check_figure, check_number, check_tensor
 from utils.figures import check_curve, check_point, drawn_xy, legend_labels, main_axes
 from utils.seed import seed_everything
+from utils.rosenbrock import rosenbrock as _rosenbrock_formula
 
 
 # --------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ from utils.seed import seed_everything
 
 
 def _f(x, y, a=1.0, b=100.0):
-    return (a - x) ** 2 + b * (y - x**2) ** 2
+    return _rosenbrock_formula(x, y, a, b)  # utils.rosenbrock.rosenbrock, public already
 
 
 def _grad(x, y, a=1.0, b=100.0):
@@ -119,7 +120,7 @@ class Reference:
 
     @staticmethod
     def rosenbrock_th(x, y, a=1.0, b=100.0):
-        return (a - x) ** 2 + b * (y - x**2) ** 2
+        return _f(x, y, a, b)
 
     @staticmethod
     def optimize_th(xy, optimizer, steps, a=1.0, b=100.0):
@@ -372,8 +373,8 @@ def _check_optimizer(cls, name, configs, make_torch, hint):
     assert np.shape(optim.param) == (2,), f"{name}.param should have shape (2,), not {np.shape(optim.param)}"
     assert np.array_equal(start, [0.5, -1.0]), (
         f"the sheet says: __init__ stores a copy of the start point: {name} changed the array it was given")
-    moved = np.asarray(optim.param, dtype=float) - start
-    assert moved @ np.array([2.0, -1.0]) < 0, f"{name}.step moved uphill: a descent step goes against the gradient"
+    step = np.asarray(optim.param, dtype=float) - start
+    assert step @ np.array([2.0, -1.0]) < 0, f"{name}.step moved uphill: a descent step goes against the gradient"
     # A start of integers: the sheet says the copy is a float array, so the steps are not rounded.
     optim = _raises_as(f"{name} started at an integer array", "The sheet says: store a float copy, "
                        "np.array(param, dtype=float).", cls, np.array([1, 2]), **configs[0][1])

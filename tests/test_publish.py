@@ -23,7 +23,8 @@ CANARIES = {
     "module": "CANARY_HIDDEN_MODULE_3e8f = 'hidden test code'",
 }
 CANARY = re.compile(r"(?:canary|CANARY)_\w+")
-STUDENT_TOP = {"release", "utils", "README.md", "Makefile", ".gitignore", "requirements.txt", ".published-files.json"}
+STUDENT_TOP = {"release", "utils", "plot_loss.py", "convert_net.py", "README.md", "Makefile", ".gitignore", "requirements.txt",
+               ".published-files.json"}
 
 
 def _plant(course: Path) -> None:
