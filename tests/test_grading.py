@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -180,7 +181,12 @@ def test_validate_passes_every_correct_samples_student_side_notebook(graded):
     assert "correct" in correct
     for student in correct:
         for notebook in sorted(graded.submission(student).glob("*.ipynb")):
-            proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook)], cwd=graded.root,
-                                  env=course_env(graded.root), capture_output=True, text=True, timeout=600)
+            # The student's folder: the released assignment (data files included) with their notebook.
+            folder = graded.root / "validate" / student / graded.assignment
+            shutil.copytree(graded.root / "release" / graded.assignment, folder, dirs_exist_ok=True)
+            shutil.copy(notebook, folder / notebook.name)
+            proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(folder / notebook.name)],
+                                  cwd=graded.root, env=course_env(graded.root), capture_output=True, text=True,
+                                  timeout=600)
             assert "Success! Your notebook passes all the tests." in proc.stdout, (
                 f"{student}/{notebook.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")

@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,22 @@ def test_progress_can_be_switched_off(monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("COURSE_NO_PROGRESS", "1")
     assert progress(range(2)).disable
+
+
+def test_float_of_a_loss_that_requires_grad_warns_nothing_once_utils_is_imported():
+    # A fresh interpreter, as a kernel is: stderr in a test cell fails nbgrader's Validate.
+    import subprocess
+    import sys
+
+    code = "import torch{}\nloss = (torch.ones(2, requires_grad=True) * 2).sum()\nprint(float(loss))"
+    for extra, warns in (("", True), ("\nimport utils", False)):
+        proc = subprocess.run([sys.executable, "-W", "default", "-c", code.format(extra)], capture_output=True,
+                              text=True, cwd=str(Path(utils_dir()).parent))
+        assert proc.stdout.strip() == "4.0"
+        assert ("requires_grad=True to a scalar" in proc.stderr) is warns, proc.stderr
+
+
+def utils_dir() -> str:
+    import utils
+
+    return utils.__path__[0]
