@@ -45,15 +45,23 @@ class Graded:
         return self.root / "submitted" / student / self.assignment
 
 
+_GRADED: dict[str, Graded] = {}  # one graded course per assignment and worker process
+
+
 @pytest.fixture(scope="module", params=GRADED)
 def graded(request, tmp_path_factory) -> Graded:
+    # pytest may tear a parametrised module fixture down and set it up again when tests of
+    # two assignments interleave on a worker; grading all samples twice costs minutes.
     assignment = request.param
+    if assignment in _GRADED:
+        return _GRADED[assignment]
     root = copy_course(tmp_path_factory.mktemp(f"course-{assignment}"))
     run_course(root, "samples", assignment)
     students = sorted(p.name for p in (root / "submitted").iterdir())
     before = {s: digest([root / "submitted" / s / assignment]) for s in students}
     output = run_course(root, "grade", assignment).stdout
-    return Graded(root, assignment, output, before)
+    _GRADED[assignment] = Graded(root, assignment, output, before)
+    return _GRADED[assignment]
 
 
 def _autograded_cells(assignment: str) -> dict[str, dict[str, float]]:
