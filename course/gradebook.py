@@ -18,15 +18,21 @@ grader killed mid-batch keeps everything recorded before.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import OverwriteCells, SaveAutoGrades
+from sqlalchemy.exc import SAWarning
 
 from . import bonus
 from .config import GRADEBOOK, SOURCE, settings
 from .rubric import InsertRubrics
+
+# nbgrader 0.9's gradebook models trip SQLAlchemy warnings about objects outside a session
+# while scores are recorded; they say nothing about the grades and only clutter the report.
+warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.api")
 
 NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
 log = logging.getLogger("course.gradebook")

@@ -55,7 +55,7 @@ def grade_all(jobs: list, workers: int | None, scheduler: str | None,
     else:
         # One thread per worker process: each task waits on a sandboxed subprocess.
         cluster = LocalCluster(n_workers=min(workers, len(jobs)), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+                               dashboard_address=":0", silence_logs=40)  # any free port: no clash with another cluster
         client = Client(cluster)
     try:
         futures = {client.submit(grade_one, job.to_json(), pure=False, key=f"grade-{job.assignment}-{job.student}-{i}"):
