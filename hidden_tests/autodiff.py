@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from hidden_tests._spies import optimizers_created
 from utils.checks import check_close, check_figure, check_tensor
 from utils.figures import check_curve, legend_labels, main_axes
 
@@ -99,18 +100,8 @@ def _autograd_used(name: str):
 @contextlib.contextmanager
 def _no_torch_optim(name: str):
     """Fail with the sheet's rule if a torch.optim optimizer is created inside the block."""
-    original = torch.optim.Optimizer.__init__
-    created = []
-
-    def spy(self, *args, **kwargs):
-        created.append(type(self).__name__)
-        return original(self, *args, **kwargs)
-
-    torch.optim.Optimizer.__init__ = spy
-    try:
+    with optimizers_created() as created:
         yield
-    finally:
-        torch.optim.Optimizer.__init__ = original
     assert not created, f"{NO_OPTIM_RULE}: {name} created torch.optim.{created[0]}"
 
 

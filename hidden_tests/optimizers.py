@@ -14,6 +14,7 @@ import contextlib
 import numpy as np
 import torch
 
+from hidden_tests._spies import optimizers_created
 from utils import get_device
 from utils.checks import check_close, check_tensor
 from utils.figures import check_curve, check_point, legend_labels, main_axes
@@ -63,18 +64,8 @@ def compare(mine, reference, name: str, hint: str) -> None:
 @contextlib.contextmanager
 def no_torch_optim(rule: str):
     """Fail if the student's code builds a torch.optim optimizer while it runs."""
-    original = torch.optim.Optimizer.__init__
-    used = []
-
-    def spy(self, *args, **kwargs):
-        used.append(type(self).__name__)
-        return original(self, *args, **kwargs)
-
-    torch.optim.Optimizer.__init__ = spy
-    try:
+    with optimizers_created() as used:
         yield
-    finally:
-        torch.optim.Optimizer.__init__ = original
     assert not used, f"your optimizer uses torch.optim.{used[0]} inside, but the sheet says: {rule}"
 
 
