@@ -23,6 +23,7 @@ The submission file itself is only ever read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -162,17 +163,18 @@ def _grade_one(job: Job) -> Result:
         return fail(problem)
     before = digest([submission])
     limits = sandbox.Limits(**job.limits)
-    with tempfile.TemporaryDirectory(prefix=f"grade-{job.assignment}-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix=f"grade-{job.assignment}-") as tmp,
+          contextlib.nullcontext() if job.unsafe else sandbox.sandbox_uid() as uid):
         tmp = Path(tmp)
         scratch, inputs = tmp / "course", tmp / "inputs"
-        notes, flags, token = _prepare(job, root, submission, scratch, inputs)
-        timed_out, rc, log = _run(job, root, scratch, inputs, limits, tmp / "nbgrader.log")
+        notes, flags, token = _prepare(job, root, submission, scratch, inputs, uid)
+        timed_out, rc, log = _run(job, root, scratch, inputs, limits, tmp / "nbgrader.log", uid)
         if rc != 0 and not timed_out and not _read_notebooks(scratch, job) and not _its_own_fault(log):
             notes.append(f"second try; the first failed: {'; '.join(nbgrader_cli.Result([], rc, log).errors()[-1:])}")
             shutil.rmtree(scratch / "autograded", ignore_errors=True)
             (scratch / "autograded").mkdir()
-            _own(scratch / "autograded")
-            timed_out, rc, log = _run(job, root, scratch, inputs, limits, tmp / "nbgrader.log")
+            _own(scratch / "autograded", uid)
+            timed_out, rc, log = _run(job, root, scratch, inputs, limits, tmp / "nbgrader.log", uid)
         texts = _read_notebooks(scratch, job)
     if digest([submission]) != before:
         return fail("the submission changed while it was graded; its scores were discarded")
@@ -208,9 +210,8 @@ def _grade_one(job: Job) -> Result:
     return Result(job.student, job.assignment, status, "; ".join(notes), list(dict.fromkeys(flags)), notebooks)
 
 
-def _own(path: Path) -> None:
-    """Hand a scratch folder to the sandbox user (the only place it may write)."""
-    uid = sandbox.sandbox_user()
+def _own(path: Path, uid: int | None) -> None:
+    """Hand a scratch folder to the sandbox's uid (the only place it may write)."""
     if uid is None:
         return
     for folder, dirs, files in os.walk(path):
@@ -233,7 +234,7 @@ def _copy_regular(src: Path, dest: Path) -> None:
     os.chmod(dest, 0o755)
 
 
-def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path):
+def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path, uid: int | None):
     """The scratch course: returns (notes, review flags, guard token)."""
     notes, flags, token = [], [], guards.new_token()
     _copy_regular(submission, inputs / "submitted")
@@ -281,7 +282,7 @@ def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.touch()
-    _own(scratch)
+    _own(scratch, uid)
     for path in scratch.rglob("*"):
         if path.is_dir():
             os.chmod(path, 0o755)
@@ -303,7 +304,8 @@ def _binds(job: Job, root: Path, inputs: Path) -> dict[str, Path]:
     return binds
 
 
-def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limits, log_path: Path):
+def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limits, log_path: Path,
+         uid: int | None):
     """Run nbgrader autograde for the job; (timed out, return code, log)."""
     inner = [sys.executable, "-m", "nbgrader", "autograde", job.assignment, f"--student={job.student}", "--force"]
     if job.unsafe:
@@ -321,7 +323,7 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
     if os.environ.get("COURSE_NO_PROGRESS"):
         env["COURSE_NO_PROGRESS"] = os.environ["COURSE_NO_PROGRESS"]
     if cmd is None:
-        cmd = sandbox.command(inner, scratch, _binds(job, root, inputs), limits, env)
+        cmd = sandbox.command(inner, scratch, _binds(job, root, inputs), limits, env, uid)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=scratch, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env if job.unsafe else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},

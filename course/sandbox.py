@@ -11,8 +11,12 @@ runs it. Inside the sandbox built here that code
   submissions, autograded copies or feedback, the instructor's home, or the grader's
   environment variables (the environment is cleared);
 * has no network (a new, empty network namespace: not even loopback reaches out);
-* runs as the unprivileged user ``nobody`` (when the grader runs as root), under
-  resource limits (address space, processes, CPU seconds, open files, file size);
+* runs as an unprivileged user of its own, under resource limits (address space,
+  processes, CPU seconds, open files, file size). When the grader runs as root, each
+  running sandbox leases a uid no account and no other sandbox on the machine uses
+  (``sandbox_uid``): the kernel counts the process limit per uid, so a fork bomb in one
+  submission must not stop the submissions graded next to it from starting a thread.
+  Without root, bubblewrap's user namespace gives each sandbox its own count;
 * dies with the grading step: the sandbox has its own process namespace, so when the
   graded run ends or is killed, every process it started is killed too.
 
@@ -26,14 +30,23 @@ says why; the caller refuses to grade unless the instructor asked for ``--unsafe
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# uids the sandboxes of one machine lease (root only): far above any account, as long as
+# the system (or the container's user namespace) maps them; see uid_block().
+FIRST_UID = 2_100_000_000
+UID_BLOCK = 1024  # sandboxes running at once on one machine, at most
 NOBODY = 65534
+UID_LOCKS = Path("/run/lock/course-sandbox")  # one lock file per leased uid
 INSIDE = Path("/course")  # where the scratch course appears inside the sandbox
 # Files of /etc that Python, nbgrader and matplotlib read; the rest of /etc stays out.
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
@@ -79,11 +92,65 @@ def _parents(path: Path, made: set[Path]) -> list[str]:
     return args
 
 
-def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: Limits,
-            env: dict[str, str]) -> list[str]:
-    """bwrap + limits around ``inner``.
+def uid_block(uid_map: str | None = None) -> range:
+    """The uids sandboxes lease: FIRST_UID onwards, or, where a container's user namespace
+    maps fewer uids, the block just below ``nobody`` (accounts in it are skipped)."""
+    if uid_map is None:
+        try:
+            uid_map = Path("/proc/self/uid_map").read_text()
+        except OSError:
+            uid_map = f"0 0 {2**32 - 1}"
+    mapped = [(int(inside), int(inside) + int(count)) for inside, _, count in
+              (line.split() for line in uid_map.splitlines() if line.strip())]
+    wanted = range(FIRST_UID, FIRST_UID + UID_BLOCK)
+    if any(start <= wanted.start and wanted.stop <= stop for start, stop in mapped):
+        return wanted
+    top = min(max(stop for _, stop in mapped), NOBODY)
+    return range(max(top - UID_BLOCK, 1000), top)
 
-    ``scratch`` (a host folder owned by the sandbox user) appears as /course, writable;
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+@contextmanager
+def sandbox_uid(locks: Path = UID_LOCKS) -> Iterator[int | None]:
+    """A uid for one sandbox, held until the block ends; None when the grader is not root
+    (bubblewrap then maps the caller's own uid into a user namespace of its own).
+
+    The lease is an exclusive ``flock`` on ``locks/<uid>``: the kernel drops it when the
+    holder exits or is killed, so a crashed grader never keeps a uid.
+    """
+    if os.geteuid() != 0:
+        yield None
+        return
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for uid in uid_block():
+        if _has_account(uid):
+            continue
+        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)
+        return
+    raise RuntimeError(f"all {UID_BLOCK} sandbox uids are in use on this machine: grade with fewer workers")
+
+
+def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: Limits,
+            env: dict[str, str], uid: int | None = None) -> list[str]:
+    """bwrap + limits around ``inner``, run as ``uid`` (from ``sandbox_uid``; root only).
+
+    ``scratch`` (a host folder owned by ``uid``) appears as /course, writable;
     ``readonly`` maps paths inside /course to host files or folders mounted read-only
     over it. ``env`` is the whole environment the command gets.
     """
@@ -115,18 +182,15 @@ def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: 
     args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--new-session"]
     if os.geteuid() == 0:
-        # Root's process count is never limited and root reads any file it can see:
-        # drop to nobody inside (bwrap sets no_new_privs, so setuid programs cannot climb back).
+        # Root's process count is never limited and root reads any file it can see: drop to
+        # the leased uid inside (bwrap sets no_new_privs, so setuid programs cannot climb back).
+        if uid is None:
+            raise ValueError("a sandbox started by root needs a uid from sandbox_uid()")
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
-                 "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+                 "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
     else:
         args += ["--unshare-user", "--"]
     return [*args, *limits.prlimit(), *inner]
-
-
-def sandbox_user() -> int | None:
-    """The uid that must own the scratch folder, or None when it is the caller's own."""
-    return NOBODY if os.geteuid() == 0 else None
 
 
 def problem() -> str | None:
@@ -137,10 +201,10 @@ def problem() -> str | None:
                 "(Debian/Ubuntu: apt-get install bubblewrap util-linux)")
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="sandbox-check-") as scratch:
-        if sandbox_user() is not None:
-            os.chown(scratch, NOBODY, NOBODY)
-        probe = command([sys.executable, "-c", "pass"], Path(scratch), {}, Limits(), {"PATH": "/usr/bin:/bin"})
+    with tempfile.TemporaryDirectory(prefix="sandbox-check-") as scratch, sandbox_uid() as uid:
+        if uid is not None:
+            os.chown(scratch, uid, uid)
+        probe = command([sys.executable, "-c", "pass"], Path(scratch), {}, Limits(), {"PATH": "/usr/bin:/bin"}, uid)
         try:
             proc = subprocess.run(probe, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -122,6 +122,8 @@ def build(root, students=tuple(STUDENTS)):
         folder.mkdir(parents=True)
         nbformat.write(submission(released, replaced), folder / f"{ASSIGNMENT}.ipynb")
     output = run_course(root, "grade", ASSIGNMENT, timeout=600).stdout
+    ungraded = [s for s in students if not (root / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()]
+    assert not ungraded, f"the classroom's grading failed for {ungraded}:\n{output[-3000:]}"
     return output
 
 

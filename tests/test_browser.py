@@ -20,6 +20,11 @@ import browser
 import classroom
 from classroom import ASSIGNMENT, CRITERIA, MODEL_ANSWER
 
+try:
+    from selenium.webdriver.common.by import By
+except ImportError:  # browser.find_browser() says how to get it
+    By = None
+
 pytestmark = pytest.mark.xdist_group("browser")
 ROOT = browser.ROOT
 BROWSER_STUDENTS = ("good",)  # one submission is enough for the formgrader; grading takes time
@@ -54,9 +59,15 @@ def wait_for(condition, timeout: float, what: str, driver=None, shot: str | None
         if value:
             return value
         time.sleep(0.5)
+    page = ""
     if driver is not None and shot:
         driver.save_screenshot(str(browser.SCREENSHOTS / shot))
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        try:  # what the page showed instead, for a CI log without the screenshot
+            page = f"; the page ({driver.current_url.split('?')[0]}) showed:\n" + driver.find_element(
+                By.TAG_NAME, "body").text[:1500]
+        except Exception:
+            page = "; the page could not be read"
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{page}")
 
 
 def shoot(driver, name: str) -> None:

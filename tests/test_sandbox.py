@@ -21,13 +21,19 @@ from course.outcome import Outcome, Result, Status
 needs_bwrap = pytest.mark.skipif(sandbox.problem() is not None, reason=f"no sandbox here: {sandbox.problem()}")
 
 
-def run_inside(tmp_path: Path, code: str, limits=sandbox.Limits(), readonly=None) -> subprocess.CompletedProcess:
-    scratch = tmp_path / "scratch"
+def start_inside(scratch: Path, uid: int | None, code: str, limits=sandbox.Limits(), readonly=None):
     scratch.mkdir(exist_ok=True)
-    if sandbox.sandbox_user() is not None:
-        os.chown(scratch, sandbox.NOBODY, sandbox.NOBODY)
-    cmd = sandbox.command([sys.executable, "-c", code], scratch, readonly or {}, limits, {"PATH": "/usr/bin:/bin"})
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if uid is not None:
+        os.chown(scratch, uid, uid)
+    cmd = sandbox.command([sys.executable, "-c", code], scratch, readonly or {}, limits, {"PATH": "/usr/bin:/bin"}, uid)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_inside(tmp_path: Path, code: str, limits=sandbox.Limits(), readonly=None) -> subprocess.CompletedProcess:
+    with sandbox.sandbox_uid() as uid:
+        proc = start_inside(tmp_path / "scratch", uid, code, limits, readonly)
+        out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @needs_bwrap
@@ -50,7 +56,7 @@ def test_sandbox_hides_the_course_and_allows_only_its_scratch(tmp_path):
     assert (tmp_path / "scratch" / "out.txt").read_text() == "ok"
     uid, *variables = lines[3].split()
     if os.geteuid() == 0:
-        assert uid == str(sandbox.NOBODY)
+        assert int(uid) in sandbox.uid_block() and not sandbox._has_account(int(uid))
     assert set(variables) <= {"PATH", "PWD", "LC_CTYPE"}, variables  # the grader's environment is gone
 
 
@@ -89,6 +95,55 @@ def test_sandbox_kills_everything_it_started(tmp_path):
     assert not alive
 
 
+@needs_bwrap
+def test_a_fork_bomb_does_not_starve_the_sandbox_next_to_it(tmp_path):
+    # The kernel counts the process limit per uid: sandboxes sharing one uid would share it,
+    # and one submission that used it up would make its neighbours' kernels fail to start.
+    bomb = ("import threading, time\nthreading.stack_size(65536)\nn = 0\ntry:\n"
+            "    for _ in range(1000):\n        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+            "        n += 1\nexcept RuntimeError:\n    pass\nprint(n, flush=True)\ntime.sleep(30)")
+    neighbour = ("import threading\nts = [threading.Thread(target=len, args=((),)) for _ in range(20)]\n"
+                 "[t.start() for t in ts]\n[t.join() for t in ts]\nprint('started 20 threads')")
+    limits = sandbox.Limits(pids=64)
+    with sandbox.sandbox_uid() as uid_a, sandbox.sandbox_uid() as uid_b:
+        assert uid_a is None or uid_a != uid_b
+        first = start_inside(tmp_path / "a", uid_a, bomb, limits)
+        try:
+            assert int(first.stdout.readline()) < 64  # it used its process limit up ...
+            second = start_inside(tmp_path / "b", uid_b, neighbour, limits)
+            out, err = second.communicate(timeout=120)
+        finally:
+            first.kill()
+            first.communicate()
+    assert out.strip() == "started 20 threads", err  # ... and the neighbour still runs
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uids are leased only when the grader runs as root")
+def test_sandbox_uids_are_leased_one_per_sandbox_and_freed_when_the_holder_dies(tmp_path):
+    locks = tmp_path / "locks"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom course import sandbox\n"
+         "with sandbox.sandbox_uid(Path(sys.argv[1])) as uid:\n    print(uid, flush=True)\n    time.sleep(60)",
+         str(locks)], stdout=subprocess.PIPE, text=True)
+    try:
+        held = int(holder.stdout.readline())
+        with sandbox.sandbox_uid(locks) as mine, sandbox.sandbox_uid(locks) as other:
+            assert len({held, mine, other}) == 3
+            assert all(u in sandbox.uid_block() and not sandbox._has_account(u) for u in (held, mine, other))
+    finally:
+        holder.kill()
+        holder.wait()
+    with sandbox.sandbox_uid(locks) as again:
+        assert again == held  # the kernel dropped the dead holder's lease: the first uid is free again
+
+
+def test_sandbox_uids_fit_the_uids_the_system_maps():
+    assert sandbox.uid_block("0 0 4294967295") == range(sandbox.FIRST_UID, sandbox.FIRST_UID + sandbox.UID_BLOCK)
+    # a container's user namespace mapping 65536 uids: the block ends just below nobody
+    narrow = sandbox.uid_block("         0     100000      65536\n")
+    assert narrow.stop == sandbox.NOBODY and len(narrow) == sandbox.UID_BLOCK
+
+
 def test_limits_become_prlimit_options():
     args = sandbox.Limits(memory_mb=2048, pids=1024, cpu_s=60, open_files=256, file_size_mb=10).prlimit()
     assert args[0] == "prlimit" and args[-1] == "--"
@@ -96,7 +151,7 @@ def test_limits_become_prlimit_options():
 
 
 def test_command_isolates_network_processes_and_environment(tmp_path):
-    cmd = sandbox.command(["true"], tmp_path, {}, sandbox.Limits(), {"A": "1"})
+    cmd = sandbox.command(["true"], tmp_path, {}, sandbox.Limits(), {"A": "1"}, sandbox.FIRST_UID)
     for option in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv", "--new-session"):
         assert option in cmd
     from course.config import ROOT
