@@ -49,3 +49,26 @@ def test_parse_rejects_loose_pins():
     with pytest.raises(AssertionError, match="not an exact pin"):
         parse(["numpy>=2"])
     assert parse(["Scikit_Learn==1.0  # comment", ""]) == {"scikit-learn": "1.0"}
+
+
+def test_loadgroup_keeps_each_group_on_one_worker(tmp_path):
+    # `make test` runs `--dist loadgroup`: the tests that share a graded course (one xdist_group
+    # per assignment, the browser session) must run on one worker, or each worker grades the
+    # samples again. pytest 9.2 with pytest-xdist 3.8 silently dropped the groups.
+    import subprocess
+    import sys
+
+    (tmp_path / "test_groups.py").write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(scope='module', params=[pytest.param(n, marks=pytest.mark.xdist_group(n), id=n) "
+        "for n in 'ab'])\n"
+        "def group(request):\n    return request.param\n"
+        + "".join(f"def test_{i}(group):\n    open(f'{{group}}-{i}', 'w').write(os.environ['PYTEST_XDIST_WORKER'])\n"
+                  for i in range(4)))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
+                           "no:cacheprovider", "test_groups.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    for name in "ab":
+        workers = {(tmp_path / f"{name}-{i}").read_text() for i in range(4)}
+        assert len(workers) == 1, f"group {name} ran on {workers}: --dist loadgroup is not grouping"
