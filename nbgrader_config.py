@@ -12,11 +12,12 @@ sys.path.insert(0, ROOT)  # the course package, also without `pip install -e .`
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
-from nbgrader.preprocessors import GetGrades  # noqa: E402
+from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402
 
 from course.bonus import AwardBonusPoints  # noqa: E402
 from course.colab import AddColabCells  # noqa: E402
 from course.config import settings  # noqa: E402
+from course.execute import ExecuteKeepingScores  # noqa: E402
 from course.feedback import BuildFeedbackPage  # noqa: E402
 from course.feedback_page import FeedbackExporter  # noqa: E402
 from course.late import LatePenaltyPerDay  # noqa: E402
@@ -50,8 +51,11 @@ c.IgnorePattern.pattern = r"\A[^\n]*\w+Warning: "
 
 # Bonus cells (course/bonus.py) earn extra credit once nbgrader has saved the grades.
 # The autograded notebook (what the formgrader shows) gets each written answer's rubric.
-c.Autograde.autograde_preprocessors = [*Autograde.class_traits()["autograde_preprocessors"].default(), AwardBonusPoints,
-                                      InsertRubrics]
+# A kernel that dies in one cell costs that cell and what needed its state, not the scores
+# before it (course/execute.py).
+c.Autograde.autograde_preprocessors = [
+    *(ExecuteKeepingScores if p is Execute else p for p in Autograde.class_traits()["autograde_preprocessors"].default()),
+    AwardBonusPoints, InsertRubrics]
 
 # Feedback: the student's submitted cells and outputs with scores and one-line verdicts
 # (course/feedback.py); nothing the graded kernel printed; no CDN (course/feedback_page.py).

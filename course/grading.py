@@ -41,6 +41,7 @@ import nbformat
 from . import gradebook, guards, nbgrader_cli, repair, sandbox
 from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, HELPERS, ROOT, SOURCE, SUBMITTED, CourseError,
                      check_assignment, helper_paths, settings)
+from .execute import DIED
 from .late import apply_due_date
 from .outcome import Outcome, Result, Status
 from .stamps import digest, matches, record
@@ -194,6 +195,9 @@ def _grade_one(job: Job) -> Result:
         if hit:
             status = Status.LIMIT
             notes.append(hit)
+        for cell in _kernel_died_in(nb):
+            notes.append(f"Kernel died in cell '{cell}': a fresh kernel ran the cells after it (they lack "
+                         "what the dead kernel held), and the scores before it are kept")
         died = _stopped_at(nb)
         if died:
             notes.append(f"the kernel stopped in or after cell '{died}': the test cells after it score zero")
@@ -403,6 +407,12 @@ def _limit_hit(nb, limits: sandbox.Limits) -> str | None:
             if "Resource temporarily unavailable" in text or "can't start new thread" in text:
                 return f"process limit ({limits.pids}) reached in cell '{_cell_name(cell)}'"
     return None
+
+
+def _kernel_died_in(nb) -> list[str]:
+    """The cells in which the kernel died (course/execute.py marks them)."""
+    return [_cell_name(c) for c in nb.cells if c.cell_type == "code"
+            and any(o.get("ename") == DIED for o in c.get("outputs", []) if o.get("output_type") == "error")]
 
 
 def _stopped_at(nb) -> str | None:

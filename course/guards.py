@@ -12,7 +12,8 @@ to work by tests/test_guards.py and the hostile corpus:
   tests rely on; after every test cell, a check cell compares them and raises an
   error that names anything rebound or replaced; these *canaries* must fail with a
   secret token: a check cell whose error is missing means errors were hidden;
-* test cells that never ran (kernel killed or exited) score zero (course/gradebook.py).
+* test cells that never ran (kernel killed or exited) score zero (course/gradebook.py);
+  when a kernel dies, the capture cell runs again in the fresh one (course/execute.py).
 
 A submission caught by any layer is graded as usual and flagged with the reason.
 The injected cells are removed again before the notebook is recorded.
@@ -132,7 +133,9 @@ def _guard_cell(source: str, n: int):
 def inject(nb, token: str) -> None:
     """A capture cell first, a check cell after every autograded test cell and at the end."""
     fields = dict(token=token, builtins=BUILTINS, modules=CHECKED_MODULES)
-    cells = [_guard_cell(CAPTURE.format(**fields), 0)]
+    capture = _guard_cell(CAPTURE.format(**fields), 0)
+    capture.metadata["course"] = {"rerun_after_restart": True}  # course/execute.py: a fresh kernel needs it too
+    cells = [capture]
     for cell in nb.cells:
         cells.append(cell)
         if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):

@@ -1,0 +1,80 @@
+"""Autograding's execution step, except that a dying kernel keeps the scores before it.
+
+nbgrader's ``Execute`` gives up on the whole notebook when the kernel dies (a segfault, the
+memory limit's kill, ``os._exit``): the autograded notebook is never written and every
+test scores zero, the ones that passed before the crash included. ``ExecuteKeepingScores``
+(set in nbgrader_config.py) instead
+
+* gives the cell the kernel died in an error output, ``DeadKernelError``, that says so (a
+  test cell that dies scores zero, as any failing test cell);
+* starts a fresh kernel, runs the cells marked ``metadata.course.rerun_after_restart``
+  again (the grader's own set-up, course/guards.py), and goes on with the next cell. Later
+  cells that needed what the dead kernel held fail on their own (a ``NameError``), and
+  later exercises that do not earn their points;
+* after ``max_restarts`` deaths leaves the remaining cells unexecuted, so a submission
+  that kills every kernel cannot multiply the grading time (they score zero, and
+  course/grading.py reports where the run stopped).
+
+Threat: a submission could kill its kernel on purpose to shed state, for instance the
+references the guard cells captured; that is why the set-up cells run again in the fresh
+kernel before any student cell, and the static scan flags ``os._exit`` and friends.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from jupyter_client.utils import run_sync
+from jupyter_core.utils import ensure_async
+from nbclient.exceptions import DeadKernelError
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import Execute
+from traitlets import Integer
+
+DIED = "DeadKernelError"
+
+
+def rerun_after_restart(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("course", {}).get("rerun_after_restart"))
+
+
+class ExecuteKeepingScores(Execute):
+    max_restarts = Integer(
+        3, help="How often a notebook's kernel may die and be replaced by a fresh one before the "
+                "remaining cells are left unexecuted (each restart costs a kernel start).",
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._restarts, self._gave_up = 0, False
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._gave_up:
+            return cell, self.resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            cell.outputs.append(new_output(
+                "error", ename=DIED, evalue="Kernel died while running this cell (a crash, the memory limit or an "
+                                            "exit); the cells after it ran in a fresh kernel",
+                traceback=[f"{DIED}: the kernel died while running this cell"]))
+            if self._restarts >= self.max_restarts:
+                self._gave_up = True
+                cell.outputs[-1]["evalue"] = (f"Kernel died while running this cell, after {self._restarts} "
+                                              f"restart{'s' * (self._restarts != 1)}: the cells after it did not run")
+                return cell, self.resources
+            self._restarts += 1
+            self._fresh_kernel()
+            return cell, self.resources
+
+    def _fresh_kernel(self) -> None:
+        run_sync(self._async_fresh_kernel)()
+
+    async def _async_fresh_kernel(self) -> None:
+        if self.kc is not None:
+            await ensure_async(self.kc.stop_channels())
+        await ensure_async(self.km.restart_kernel(now=True))
+        await self.async_start_new_kernel_client()
+        for index, cell in enumerate(self.nb.cells):
+            if rerun_after_restart(cell):  # the grader's set-up, on a copy: the notebook keeps its first run
+                await self.async_execute_cell(copy.deepcopy(cell), index, store_history=False)

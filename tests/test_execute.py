@@ -1,0 +1,55 @@
+"""course/execute.py: a kernel that dies costs its cell, not the cells before it."""
+
+from __future__ import annotations
+
+import nbformat
+
+from course.execute import DIED, ExecuteKeepingScores
+
+
+def notebook(*sources, setup=None):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    if setup is not None:
+        first = nbformat.v4.new_code_cell(setup)
+        first.metadata["course"] = {"rerun_after_restart": True}
+        cells.insert(0, first)
+    nb.cells = cells
+    return nb
+
+
+def run(nb, **settings):
+    ExecuteKeepingScores(timeout=60, startup_timeout=60, **settings).preprocess(nb, {"metadata": {"path": "."}})
+    return nb.cells
+
+
+def errors(cell):
+    return [o.ename for o in cell.outputs if o.output_type == "error"]
+
+
+def text(cell):
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def test_cells_before_a_dying_cell_keep_their_results_and_later_ones_run_in_a_fresh_kernel():
+    cells = run(notebook("a = 1\nprint('a', a)", "import os\nos._exit(1)", "print('a' in dir())",
+                         "b = 2\nprint('b', b)", setup="guard = 'set up'"))
+    assert text(cells[1]) == "a 1\n" and not errors(cells[1])
+    assert errors(cells[2]) == [DIED]
+    assert text(cells[3]) == "False\n"  # the dead kernel's state is gone ...
+    assert text(cells[4]) == "b 2\n"  # ... and the cells after it still run
+    assert all(c.execution_count is not None for c in cells)
+
+
+def test_set_up_cells_run_again_in_the_fresh_kernel_without_changing_the_notebook():
+    cells = run(notebook("import os\nos._exit(1)", "print(guard)", setup="guard = 'set up'\nprint('setting up')"))
+    assert text(cells[2]) == "set up\n"
+    assert text(cells[0]) == "setting up\n"  # printed once: the rerun went to a copy
+
+
+def test_after_max_restarts_the_remaining_cells_do_not_run():
+    cells = run(notebook("import os\nos._exit(1)", "import os\nos._exit(1)", "print('never')"), max_restarts=1)
+    assert errors(cells[0]) == [DIED] and errors(cells[1]) == [DIED]
+    assert "after 1 restart:" in cells[1].outputs[-1].evalue
+    assert cells[2].execution_count is None and not cells[2].outputs
