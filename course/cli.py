@@ -106,6 +106,20 @@ def cmd_grade(args) -> int:
     return 1 if any(not o.ok for o in outcomes) and args.strict else 0
 
 
+def cmd_feedback(args) -> int:
+    names = _names(args.assignments)
+    for name in names:
+        who = args.student or grading.students(name)
+        done = grading.write_feedback(name, who)
+        missing = sorted(set(who) - set(done))
+        print(f"{name}: feedback pages for {len(done)} student(s)"
+              + (f"; not graded yet, so none for: {', '.join(missing)}" if missing else ""))
+    grading.export_csv()
+    print(f"\nfeedback (HTML): {FEEDBACK.relative_to(ROOT)}/<student>/<assignment>/")
+    print(f"grades (CSV):    {GRADES_CSV.relative_to(ROOT)}")
+    return 0
+
+
 def cmd_scores(args) -> int:
     names = _names(args.assignments)
     print(scores.table(names, sorted({s for n in names for s in grading.students(n)})))
@@ -199,6 +213,9 @@ def parser() -> argparse.ArgumentParser:
     _pool_options(g)
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on an existing Dask cluster (tcp://host:8786) instead of this machine")
+    f = add("feedback", cmd_feedback, "write the feedback pages and grades.csv again from the gradebook "
+                                      "(after written answers were graded in the formgrader)")
+    f.add_argument("--student", action="append", help="only this student (repeatable)")
     add("scores", cmd_scores, "print the score table from the gradebook")
     m = add("mutations", cmd_mutations, "judge the hidden tests with the cases of mutations/<assignment>.toml")
     m.add_argument("--case", action="append", help="only this case id (repeatable)")

@@ -9,7 +9,7 @@ page (``BuildFeedbackPage``, last in GenerateFeedback's pipeline, see nbgrader_c
 takes nothing from the graded run's outputs except, per graded cell:
 
 * its score, read from the gradebook (and "pending" for a written answer no person has
-  graded yet, instead of nbgrader's 0);
+  graded yet, instead of nbgrader's 0), and the grader's comment on a graded written answer;
 * for a failed test cell, where it failed and one line of message. The failing line is
   found from the traceback's line number in the test cell, so a failed *visible* check is
   named and quoted as visible, and a failed hidden test as hidden. The message is shown
@@ -182,6 +182,9 @@ def _grades(db_url: str, assignment: str, student: str, notebook: str):
         grades = {g.name: {"score": g.score, "max": g.max_score, "pending": bool(g.needs_manual_grade),
                            "extra": g.extra_credit or 0.0}
                   for g in nb.grades}
+        for comment in nb.comments:  # what a grader wrote in the formgrader (or nbgrader's auto comment)
+            if comment.name in grades:
+                grades[comment.name]["comment"] = (comment.manual_comment or "").strip()
         sources = {c.name: {"source": c.source, "locked": c.locked, "type": c.cell_type}
                    for c in nb.notebook.source_cells}
         answers = {c.name for c in nb.notebook.solution_cells}
@@ -252,6 +255,8 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
                 info.update(kind="answer", status="pending" if grade["pending"] else "graded")
                 info["points"] = (f"pending / {info['max']}" if grade["pending"]
                                   else f"{_number(grade['score'])} / {info['max']}")
+                if not grade["pending"] and grade.get("comment"):
+                    info["comment"] = grade["comment"]  # the grader's words to the student
             info["title"] = _title(info, cell.source)
             cell.metadata["course_feedback"] = info
             rows.append(info)

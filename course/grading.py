@@ -568,11 +568,22 @@ def grade(assignment: str, only: list[str] | None = None, force: bool = False, w
     graded = [o.student for o in outcomes if o.ok]
     stale = sorted({s for s in graded if not (FEEDBACK / s / assignment).is_dir()}
                    | {o.student for o in outcomes if o.ok and o.status is not Status.UP_TO_DATE})
-    if stale:
-        pattern = stale[0] if len(stale) == 1 else "*"
+    write_feedback(assignment, stale)
+    return outcomes
+
+
+def write_feedback(assignment: str, who: list[str]) -> list[str]:
+    """Build the feedback pages of these students from the gradebook (scores, the graders'
+    points and comments on written answers); returns the students who got pages.
+
+    Grading writes them for what it graded; after teaching assistants have graded written
+    answers in the formgrader, ``course feedback`` writes them again."""
+    who = [s for s in who if (AUTOGRADED / s / assignment).is_dir() and _recorded(assignment, s)]
+    if who:
+        pattern = who[0] if len(who) == 1 else "*"
         nbgrader_cli.run("generate_feedback", assignment, f"--student={pattern}", "--force")
         _keep_only_pages(assignment)
-    return outcomes
+    return who
 
 
 def _keep_only_pages(assignment: str) -> None:

@@ -115,3 +115,30 @@ def test_the_rubric_is_in_the_graders_notebook_and_nowhere_a_student_looks(cours
     assert MODEL_ANSWER not in released and CRITERIA not in released
     for student in classroom.STUDENTS:
         assert CRITERIA not in classroom.page(course, student) and MODEL_ANSWER not in classroom.page(course, student)
+
+
+# Last: it grades a written answer, as a teaching assistant does in the formgrader.
+def test_feedback_written_again_after_a_grader_scores_a_written_answer(course):
+    import csv
+
+    from conftest import run_course
+    from nbgrader.api import Gradebook
+
+    comment = "Right idea <b>and</b> well put; name the map next time."
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "pytorch-course-pack") as gb:
+        grade = gb.find_grade("answer_text", ASSIGNMENT, ASSIGNMENT, "visible_fail")
+        grade.manual_score, grade.needs_manual_grade = 1.5, False  # what the formgrader's save does
+        gb.find_comment("answer_text", ASSIGNMENT, ASSIGNMENT, "visible_fail").manual_comment = comment
+        gb.db.commit()
+    untouched = (course / "feedback" / "good" / ASSIGNMENT / f"{ASSIGNMENT}.html").stat().st_mtime_ns
+    out = run_course(course, "feedback", ASSIGNMENT, "--student", "visible_fail").stdout
+    assert f"{ASSIGNMENT}: feedback pages for 1 student(s)" in out, out
+    page = classroom.page(course, "visible_fail")
+    assert re.search(r'<section[^>]*data-status="graded"[^>]*id="course-answer_text"', page)
+    assert "1.5 / 2" in text(page) and "written answers: 1.5 / 2" in text(page)
+    assert any(v == f"The grader's comment: {comment}" for v in verdicts(page)), verdicts(page)
+    assert "<b>and</b>" not in page  # the comment is text, not markup
+    assert (course / "feedback" / "good" / ASSIGNMENT / f"{ASSIGNMENT}.html").stat().st_mtime_ns == untouched
+    with open(course / "grades.csv", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["student"] == "visible_fail")
+    assert row["written"] == "1.5" and row["written_status"] == "graded", row
