@@ -75,6 +75,7 @@ def main(names: list[str]) -> None:
                     continue
                 (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
             notebook = next((root / "source" / name).glob("*.ipynb"))
+            os.environ["PYTHONPATH"] = str(root)  # the kernel imports the copy's helpers, as in grading
             exec_s, slowest, slowest_id = execute(notebook)
             course(root, "samples", name)
             course(root, "grade", name, "--student", "correct")  # registers the assignment too

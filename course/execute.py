@@ -15,6 +15,12 @@ test scores zero, the ones that passed before the crash included. ``ExecuteKeepi
   that kills every kernel cannot multiply the grading time (they score zero, and
   course/grading.py reports where the run stopped).
 
+The same holds for time: with a ``deadline`` (set by course/grading.py from the
+submission's wall-clock limit, leaving nbgrader time to write its results), no cell runs
+past it; the cell it interrupts and the cells after it score zero, the ones before keep
+their scores. Without it, the sandbox's hard kill at the wall-clock limit would leave no
+graded notebook at all.
+
 Threat: a submission could kill its kernel on purpose to shed state, for instance the
 references the guard cells captured; that is why the set-up cells run again in the fresh
 kernel before any student cell, and the static scan flags ``os._exit`` and friends.
@@ -23,15 +29,18 @@ kernel before any student cell, and the static scan flags ``os._exit`` and frien
 from __future__ import annotations
 
 import copy
+import math
+import time
 
 from jupyter_client.utils import run_sync
 from jupyter_core.utils import ensure_async
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Float, Integer
 
 DIED = "DeadKernelError"
+OUT_OF_TIME = "GradingTimeLimit"
 
 
 def rerun_after_restart(cell) -> bool:
@@ -44,11 +53,29 @@ class ExecuteKeepingScores(Execute):
                 "remaining cells are left unexecuted (each restart costs a kernel start).",
     ).tag(config=True)
 
+    deadline = Float(
+        0.0, help="Unix time after which no cell runs (0: none); a cell still running then is "
+                  "interrupted. course/grading.py sets it from the wall-clock limit of the submission.",
+    ).tag(config=True)
+
     def preprocess(self, nb, resources=None, km=None):
         self._restarts, self._gave_up = 0, False
         return super().preprocess(nb, resources, km)
 
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        if not self.deadline:
+            return timeout
+        left = max(1, math.ceil(self.deadline - time.time()))  # ends at or after it
+        return left if timeout is None else min(timeout, left)
+
     def preprocess_cell(self, cell, resources, index):
+        if self.deadline and time.time() >= self.deadline and cell.cell_type == "code":
+            self._gave_up = True  # every code cell from here on says why it did not run
+            cell.outputs = [new_output("error", ename=OUT_OF_TIME, evalue="the time for grading this submission "
+                                       "ran out before this cell: it and the cells after it did not run",
+                                       traceback=[f"{OUT_OF_TIME}: grading time ran out before this cell"])]
+            return cell, self.resources
         if self._gave_up:
             return cell, self.resources
         try:

@@ -41,7 +41,7 @@ import nbformat
 from . import gradebook, guards, nbgrader_cli, repair, sandbox
 from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, HELPERS, ROOT, SOURCE, SUBMITTED, CourseError,
                      check_assignment, helper_paths, settings)
-from .execute import DIED
+from .execute import DIED, OUT_OF_TIME
 from .late import apply_due_date
 from .outcome import Outcome, Result, Status
 from .stamps import digest, matches, record
@@ -195,10 +195,15 @@ def _grade_one(job: Job) -> Result:
         if hit:
             status = Status.LIMIT
             notes.append(hit)
+        late = _first_with_error(nb, OUT_OF_TIME)
+        if late:
+            status = Status.LIMIT
+            notes.append(f"wall-clock limit of {limits.wall_s} s reached: the cell running then was interrupted, "
+                         f"'{late}' and the cells after it did not run (zero), the scores before are kept")
         for cell in _kernel_died_in(nb):
             notes.append(f"Kernel died in cell '{cell}': a fresh kernel ran the cells after it (they lack "
                          "what the dead kernel held), and the scores before it are kept")
-        died = _stopped_at(nb)
+        died = None if late else _stopped_at(nb)
         if died:
             notes.append(f"the kernel stopped in or after cell '{died}': the test cells after it score zero")
         notebooks[name] = nbformat.writes(nb)
@@ -328,6 +333,7 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
         env["COURSE_NO_PROGRESS"] = os.environ["COURSE_NO_PROGRESS"]
     if cmd is None:
         cmd = sandbox.command(inner, scratch, _binds(job, root, inputs), limits, env, uid)
+    _set_deadline(inputs / "nbgrader_config.py", limits.wall_s)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=scratch, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env if job.unsafe else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
@@ -345,6 +351,18 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
             proc.wait()
     text = log_path.read_text(errors="replace")
     return timed_out, proc.returncode, text[-20000:]
+
+
+DEADLINE_LINE = "c.ExecuteKeepingScores.deadline = "
+
+
+def _set_deadline(config: Path, wall_s: int) -> None:
+    """No cell starts or runs past the wall-clock limit less the time nbgrader needs to write its
+    results (a fifth, at most a minute): a slow submission keeps the scores of what ran in time."""
+    lines = [line for line in config.read_text().splitlines() if not line.startswith(DEADLINE_LINE)]
+    if wall_s:
+        lines.append(f"{DEADLINE_LINE}{time.time() + wall_s - min(60.0, wall_s / 5):.3f}")
+    config.write_text("\n".join(lines) + "\n")
 
 
 def _read_inside(base: Path, parts: list[str], limit: int) -> bytes | None:
@@ -409,10 +427,18 @@ def _limit_hit(nb, limits: sandbox.Limits) -> str | None:
     return None
 
 
-def _kernel_died_in(nb) -> list[str]:
-    """The cells in which the kernel died (course/execute.py marks them)."""
+def _with_error(nb, ename: str) -> list[str]:
+    """The code cells with an error output of this name (course/execute.py writes them)."""
     return [_cell_name(c) for c in nb.cells if c.cell_type == "code"
-            and any(o.get("ename") == DIED for o in c.get("outputs", []) if o.get("output_type") == "error")]
+            and any(o.get("ename") == ename for o in c.get("outputs", []) if o.get("output_type") == "error")]
+
+
+def _kernel_died_in(nb) -> list[str]:
+    return _with_error(nb, DIED)
+
+
+def _first_with_error(nb, ename: str) -> str | None:
+    return next(iter(_with_error(nb, ename)), None)
 
 
 def _stopped_at(nb) -> str | None:

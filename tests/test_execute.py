@@ -53,3 +53,18 @@ def test_after_max_restarts_the_remaining_cells_do_not_run():
     assert errors(cells[0]) == [DIED] and errors(cells[1]) == [DIED]
     assert "after 1 restart:" in cells[1].outputs[-1].evalue
     assert cells[2].execution_count is None and not cells[2].outputs
+
+
+def test_no_cell_runs_past_the_deadline_and_the_cells_before_it_keep_their_results():
+    import time
+
+    from course.execute import OUT_OF_TIME
+
+    nb = notebook("print('in time')", "import time\ntime.sleep(60)", "print('too late')", "print('also late')")
+    started = time.monotonic()
+    cells = run(nb, deadline=time.time() + 10)
+    assert time.monotonic() - started < 40  # the sleeping cell was interrupted at the deadline
+    assert text(cells[0]) == "in time\n" and not errors(cells[0])
+    assert errors(cells[1])  # interrupted: nbgrader's CellTimeoutError
+    assert errors(cells[2]) == [OUT_OF_TIME] == errors(cells[3])
+    assert cells[2].execution_count is None and "too late" not in text(cells[2])
