@@ -39,7 +39,8 @@ def test_cells_before_a_dying_cell_keep_their_results_and_later_ones_run_in_a_fr
     assert errors(cells[2]) == [DIED]
     assert text(cells[3]) == "False\n"  # the dead kernel's state is gone ...
     assert text(cells[4]) == "b 2\n"  # ... and the cells after it still run
-    assert all(c.execution_count is not None for c in cells)
+    # every cell but the dying one ran (whether that one got an execution count is a race with its death)
+    assert all(c.execution_count is not None for i, c in enumerate(cells) if i != 2)
 
 
 def test_set_up_cells_run_again_in_the_fresh_kernel_without_changing_the_notebook():
