@@ -4,14 +4,16 @@ For each assignment, in a scratch copy of the course:
   exec   executing the instructor notebook directly (nbclient), and its heaviest cell;
   grade  autograding the `correct` sample through the course pipeline (nbgrader);
   skip   grading it again with nothing changed (the pipeline skips it).
-Prints grade/exec (nbgrader's overhead), grade/skip (what an unchanged re-run saves)
-and timeout/heaviest cell (headroom of the cell timeout).
+Run and grade alternate for a few rounds; prints the medians, grade/exec (the median of
+each round's ratio: what grading costs over running), grade/skip (what an unchanged
+re-run saves) and timeout/heaviest cell (headroom of the cell timeout).
 
-    python benchmarks/bench_grading.py [ASSIGNMENT ...]
+    python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from statistics import median
 
 import nbformat
 from nbclient import NotebookClient
@@ -61,9 +64,10 @@ def course(root: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "course", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], rounds: int) -> None:
     timeout = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout
     os.environ["COURSE_NO_PROGRESS"] = "1"
+    print(f"{rounds} interleaved rounds each; medians")
     print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} "
           f"{'grade/skip':>11} {'slowest cell':>24} {'timeout/slowest':>16}")
     for name in names:
@@ -76,14 +80,22 @@ def main(names: list[str]) -> None:
                 (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
             notebook = next((root / "source" / name).glob("*.ipynb"))
             os.environ["PYTHONPATH"] = str(root)  # the kernel imports the copy's helpers, as in grading
-            exec_s, slowest, slowest_id = execute(notebook)
             course(root, "samples", name)
             course(root, "grade", name, "--student", "correct")  # registers the assignment too
-            grade_s = timed(lambda: course(root, "grade", name, "--student", "correct", "--force"))
+            execs, grades, ratios, slowest = [], [], [], []
+            for _ in range(rounds):  # interleaved, so that a change of load hits both alike
+                exec_s, slow_s, slowest_id = execute(notebook)
+                grade_s = timed(lambda: course(root, "grade", name, "--student", "correct", "--force"))
+                execs.append(exec_s), grades.append(grade_s), ratios.append(grade_s / exec_s)
+                slowest.append(slow_s)
             skip_s = timed(lambda: course(root, "grade", name, "--student", "correct"))
-        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {grade_s / exec_s:11.2f} "
-              f"{grade_s / skip_s:11.1f} {f'{slowest:.2f} s ({slowest_id})':>24} {timeout / slowest:16.0f}")
-
+        exec_s, grade_s, slow_s = median(execs), median(grades), max(slowest)
+        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {median(ratios):11.2f} "
+              f"{grade_s / skip_s:11.1f} {f'{slow_s:.2f} s ({slowest_id})':>24} {timeout / slow_s:16.0f}")
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or config.assignments())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignments", nargs="*", help="default: all")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of run and grade (default 3)")
+    args = parser.parse_args()
+    main(args.assignments or config.assignments(), args.rounds)

@@ -607,7 +607,7 @@ def write_feedback(assignment: str, who: list[str]) -> list[str]:
     who = [s for s in who if (AUTOGRADED / s / assignment).is_dir() and _recorded(assignment, s)]
     if who:
         pattern = who[0] if len(who) == 1 else "*"
-        nbgrader_cli.run("generate_feedback", assignment, f"--student={pattern}", "--force")
+        nbgrader_cli.generate_feedback(assignment, pattern)
         _keep_only_pages(assignment)
     return who
 

@@ -1,8 +1,11 @@
 """The course command gives clear errors for wrong input and never a traceback."""
 
+import subprocess
+import sys
+
 import nbformat
 import pytest
-from conftest import run_course
+from conftest import course_env, run_course
 
 from course import config, grading
 
@@ -81,3 +84,16 @@ def test_check_notebooks_reports_a_renamed_notebook(tmp_path, monkeypatch):
     assert "has Copy of autodiff.ipynb but not autodiff.ipynb: rename the notebook" in message
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "autodiff.ipynb")
     assert grading.check_notebooks(tmp_path, {"autodiff.ipynb"}) is None
+
+
+def test_feedback_stops_on_a_broken_nbgrader_config(course_copy):
+    """Feedback pages are generated in the grader's own process: a config that does not
+    load must stop it with the cause, not fall back to nbgrader's defaults (which would
+    show hidden tests)."""
+    with open(course_copy / "nbgrader_config.py", "a") as config:
+        config.write("\nc.GenerateFeedback.preprocessors = undefined_name\n")
+    code = "from course import nbgrader_cli\nnbgrader_cli.generate_feedback('autodiff', 'nobody')\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=course_copy, env=course_env(course_copy),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "nbgrader_config.py could not be loaded" in proc.stderr and "undefined_name" in proc.stderr
