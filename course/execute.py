@@ -7,6 +7,8 @@ test scores zero, the ones that passed before the crash included. ``ExecuteKeepi
 
 * gives the cell the kernel died in an error output, ``DeadKernelError``, that says so (a
   test cell that dies scores zero, as any failing test cell);
+* does the same for a cell that runs past its timeout and ignores the interrupt (nbclient
+  would give up on the notebook there too);
 * starts a fresh kernel, runs the cells marked ``metadata.course.rerun_after_restart``
   again (the grader's own set-up, course/guards.py), and goes on with the next cell. Later
   cells that needed what the dead kernel held fail on their own (a ``NameError``), and
@@ -34,17 +36,23 @@ import time
 
 from jupyter_client.utils import run_sync
 from jupyter_core.utils import ensure_async
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer
 
 DIED = "DeadKernelError"
+STUCK = "CellTimeoutError"  # ran past the timeout and ignored the interrupt
 OUT_OF_TIME = "GradingTimeLimit"
 
 
 def rerun_after_restart(cell) -> bool:
-    return bool(cell.get("metadata", {}).get("course", {}).get("rerun_after_restart"))
+    """The grader's own set-up cells (course/guards.py, which strips the mark from a
+    submission's cells and renames a submitted cell whose id poses as a guard's)."""
+    from .guards import GUARD_ID
+
+    return (str(cell.get("id", "")).startswith(GUARD_ID)
+            and bool(cell.get("metadata", {}).get("course", {}).get("rerun_after_restart")))
 
 
 class ExecuteKeepingScores(Execute):
@@ -81,18 +89,35 @@ class ExecuteKeepingScores(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            cell.outputs.append(new_output(
-                "error", ename=DIED, evalue="Kernel died while running this cell (a crash, the memory limit or an "
-                                            "exit); the cells after it ran in a fresh kernel",
-                traceback=[f"{DIED}: the kernel died while running this cell"]))
-            if self._restarts >= self.max_restarts:
-                self._gave_up = True
-                cell.outputs[-1]["evalue"] = (f"Kernel died while running this cell, after {self._restarts} "
-                                              f"restart{'s' * (self._restarts != 1)}: the cells after it did not run")
-                return cell, self.resources
-            self._restarts += 1
-            self._fresh_kernel()
+            return self._replace_kernel(cell, DIED, "the kernel died while running this cell",
+                                        "Kernel died while running this cell (a crash, the memory limit or an exit)")
+        except CellTimeoutError:
+            # The cell ran past its timeout and its kernel did not stop when interrupted (a
+            # loop that catches KeyboardInterrupt, a long native call): nbclient gives up on
+            # the whole notebook here, which would cost the scores of every cell before.
+            return self._replace_kernel(cell, STUCK, "the cell ran out of time and ignored the interrupt",
+                                        "This cell ran past the time limit and did not stop when interrupted; "
+                                        "its kernel was replaced")
+
+    def _replace_kernel(self, cell, ename: str, short: str, why: str):
+        """Fail ``cell`` with ``why`` and carry on in a fresh kernel, within ``max_restarts``."""
+        cell.outputs.append(new_output("error", ename=ename, evalue=f"{why}; the cells after it ran in a fresh kernel",
+                                       traceback=[f"{ename}: {short}"]))
+        if self.deadline and time.time() >= self.deadline:
+            return cell, self.resources  # the next cell reports that the time ran out
+        if self._restarts >= self.max_restarts:
+            self._gave_up = True
+            cell.outputs[-1]["evalue"] = (f"{why}, after {self._restarts} restart{'s' * (self._restarts != 1)}: "
+                                          "the cells after it did not run")
             return cell, self.resources
+        self._restarts += 1
+        try:
+            self._fresh_kernel()
+        except Exception as exc:  # no fresh kernel, or its set-up failed: stop here, keep what ran
+            self._gave_up = True
+            cell.outputs[-1]["evalue"] = (f"{why}; a fresh kernel could not be started ({type(exc).__name__}): "
+                                          "the cells after it did not run")
+        return cell, self.resources
 
     def _fresh_kernel(self) -> None:
         run_sync(self._async_fresh_kernel)()
@@ -103,5 +128,5 @@ class ExecuteKeepingScores(Execute):
         await ensure_async(self.km.restart_kernel(now=True))
         await self.async_start_new_kernel_client()
         for index, cell in enumerate(self.nb.cells):
-            if rerun_after_restart(cell):  # the grader's set-up, on a copy: the notebook keeps its first run
+            if rerun_after_restart(cell):  # the grader's set-up (its outputs are not graded)
                 await self.async_execute_cell(copy.deepcopy(cell), index, store_history=False)

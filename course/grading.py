@@ -41,7 +41,7 @@ import nbformat
 from . import gradebook, guards, nbgrader_cli, repair, sandbox
 from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, HELPERS, ROOT, SOURCE, SUBMITTED, CourseError,
                      check_assignment, helper_paths, settings)
-from .execute import DIED, OUT_OF_TIME
+from .execute import DIED, OUT_OF_TIME, STUCK
 from .late import apply_due_date
 from .outcome import Outcome, Result, Status
 from .stamps import digest, matches, record
@@ -203,6 +203,9 @@ def _grade_one(job: Job) -> Result:
         for cell in _kernel_died_in(nb):
             notes.append(f"Kernel died in cell '{cell}': a fresh kernel ran the cells after it (they lack "
                          "what the dead kernel held), and the scores before it are kept")
+        for cell in _with_error(nb, STUCK):
+            notes.append(f"cell '{cell}' ran past the cell timeout and ignored the interrupt: a fresh kernel "
+                         "ran the cells after it (they lack what the old kernel held), the scores before are kept")
         died = None if late else _stopped_at(nb)
         if died:
             notes.append(f"the kernel stopped in or after cell '{died}': the test cells after it score zero")
@@ -229,24 +232,23 @@ def _own(path: Path, uid: int | None) -> None:
             os.chown(os.path.join(folder, name), uid, uid)
 
 
-def _copy_regular(src: Path, dest: Path) -> None:
-    """Copy the regular files under ``src`` (no links, devices or pipes), world-readable."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in os.scandir(src):
-        if entry.is_symlink():
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            _copy_regular(Path(entry.path), dest / entry.name)
-        elif entry.is_file(follow_symlinks=False):
-            shutil.copyfile(entry.path, dest / entry.name)
-            os.chmod(dest / entry.name, 0o644)
-    os.chmod(dest, 0o755)
-
-
 def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path, uid: int | None):
     """The scratch course: returns (notes, review flags, guard token)."""
     notes, flags, token = [], [], guards.new_token()
-    _copy_regular(submission, inputs / "submitted")
+    # Only the notebooks (and the platform's upload time) are graded. Any other file handed
+    # in would land next to the notebook, first on the kernel's sys.path, where a package
+    # named like a helper (utils/, hidden_tests/) would replace the checks.
+    wanted = {f"{name}.ipynb" for name in job.notebooks} | {"timestamp.txt"}
+    (inputs / "submitted").mkdir(parents=True)
+    others = []
+    for entry in sorted(submission.iterdir()):
+        if entry.name in wanted and entry.is_file() and not entry.is_symlink():
+            shutil.copyfile(entry, inputs / "submitted" / entry.name)
+        elif entry.name not in wanted:
+            others.append(entry.name + ("/" if entry.is_dir() else ""))
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        notes.append(f"only the notebook was graded; other files handed in were left out: {shown}")
     for name in job.notebooks:
         path = inputs / "submitted" / f"{name}.ipynb"
         if not path.exists():
@@ -267,8 +269,10 @@ def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path
         if copies:
             notes.append(f"{name}.ipynb has copies of the cells {', '.join(copies)}: only the first of each counts")
         flags += guards.static_scan(nb, provided)
-        guards.inject(nb, token)
+        guards.inject(nb, token, str(scratch if job.unsafe else sandbox.INSIDE),
+                      tuple(Path(name).stem for name in HELPERS))
         nbformat.write(nb, path)
+    (inputs / "ipython").mkdir()
     data = inputs / "source"
     data.mkdir(parents=True)
     src = root / "source" / job.assignment
@@ -308,7 +312,11 @@ def _binds(job: Job, root: Path, inputs: Path) -> dict[str, Path]:
     binds = {"course": root / "course", "course.toml": root / "course.toml",
              "nbgrader_config.py": inputs / "nbgrader_config.py",
              f"submitted/{job.student}/{job.assignment}": inputs / "submitted",
-             f"source/{job.assignment}": inputs / "source"}
+             f"source/{job.assignment}": inputs / "source",
+             # IPython's folder, empty and read-only: a kernel started after a death would
+             # otherwise run start-up files or config the submission wrote there before
+             # the guard cells (IPython then uses a fresh temporary folder per kernel).
+             "ipython": inputs / "ipython"}
     binds.update({name: root / name for name in HELPERS if (root / name).exists()})
     return binds
 
@@ -328,7 +336,7 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
         cmd = None
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/home/ipython"}
+           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython"}
     if os.environ.get("COURSE_NO_PROGRESS"):
         env["COURSE_NO_PROGRESS"] = os.environ["COURSE_NO_PROGRESS"]
     if cmd is None:

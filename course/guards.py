@@ -9,9 +9,12 @@ to work by tests/test_guards.py and the hostile corpus:
 * a static scan of the submission's cells for those patterns (a flag for review,
   never a change of score: a pattern can be innocent);
 * a first cell, run before any student code, that captures references to what the
-  tests rely on; after every test cell, a check cell compares them and raises an
-  error that names anything rebound or replaced; these *canaries* must fail with a
-  secret token: a check cell whose error is missing means errors were hidden;
+  tests rely on (the kernel's messaging included: a wrapped ``session.send`` can drop
+  a test's error); after every test cell, a check cell compares them, checks that the
+  course's helper modules were loaded from the course (not from a package of the same
+  name the submission wrote next to the notebook) and raises an error that names
+  anything rebound or replaced; these *canaries* must fail with a secret token: a
+  check cell whose error is missing means errors were hidden;
 * test cells that never ran (kernel killed or exited) score zero (course/gradebook.py);
   when a kernel dies, the capture cell runs again in the fresh one (course/execute.py).
 
@@ -39,6 +42,8 @@ PATTERNS = {
     r"\bsys\.modules\b": "changes sys.modules",
     r"__builtins__|\bimport builtins\b|\bbuiltins\.\w+\s*=": "touches builtins",
     r"input_transformers|ast_transformers|register_magic|\.events\.register": "hooks into IPython",
+    # The kernel's messaging: a wrapped ``session.send`` can drop a failing test's error.
+    r"\.kernel\b|\.session\b|\bdisplay_pub\b|\bdisplayhook\b|\biopub": "hooks into IPython",
     r"showtraceback|excepthook|_showtraceback|set_custom_exc": "changes how errors are reported",
     r"\bsys\.(stderr|stdout|__stderr__)\s*=|redirect_stderr": "redirects stderr/stdout",
     r"\b(torch|np|numpy|math|utils|checks|hidden_tests)(\.\w+)+\s*=(?!=)": "rebinds a library function",
@@ -74,6 +79,12 @@ def _capture_{token}():
     refs[("sys", "stderr")] = sys.stderr
     refs[("ip", "showtraceback")] = ip.showtraceback
     refs[("ip", "_showtraceback")] = ip._showtraceback
+    refs[("ip", "displayhook")] = ip.displayhook
+    refs[("ip", "display_pub")] = ip.display_pub
+    session = getattr(getattr(ip, "kernel", None), "session", None)
+    refs[("kernel", "session")] = session
+    refs[("session", "send")] = getattr(session, "send", None)
+    refs[("displayhook", "session")] = getattr(ip.displayhook, "session", None)
     lists = {{name: list(getattr(ip, name)) for name in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")}}
     lists["meta_path"] = list(sys.meta_path)
     return refs, lists
@@ -90,11 +101,29 @@ def _check_{token}():
     now[("sys", "stderr")] = sys.stderr
     now[("ip", "showtraceback")] = ip.showtraceback
     now[("ip", "_showtraceback")] = ip._showtraceback
-    bad = [".".join(k) for k, v in refs.items() if now.get(k) is not v and k[1] not in ("showtraceback", "_showtraceback")]
-    bad += ["ip." + k[1] for k in refs if k[0] == "ip" and getattr(now[k], "__func__", now[k]) is not getattr(refs[k], "__func__", refs[k])]
+    now[("ip", "displayhook")] = ip.displayhook
+    now[("ip", "display_pub")] = ip.display_pub
+    session = getattr(getattr(ip, "kernel", None), "session", None)
+    now[("kernel", "session")] = session
+    now[("session", "send")] = getattr(session, "send", None)
+    now[("displayhook", "session")] = getattr(ip.displayhook, "session", None)
+    methods = (("ip", "showtraceback"), ("ip", "_showtraceback"), ("session", "send"))  # a new bound method each time
+    bad = [".".join(k) for k, v in refs.items() if k not in methods and now.get(k) is not v]
+    bad += [".".join(k) for k in methods if getattr(now[k], "__func__", now[k]) is not getattr(refs[k], "__func__", refs[k])]
+    # The course's helpers load from the course only: a package of the same name written
+    # next to the notebook (first on sys.path) would replace the checks with its own.
+    for name in {helpers!r}:
+        module = sys.modules.get(name)
+        where = os.path.abspath(getattr(module, "__file__", None) or "?") if module is not None else None
+        if where and not (where.startswith(os.path.join({home!r}, name) + os.sep) or where == os.path.join({home!r}, name + ".py")):
+            bad.append("%s (loaded from %s)" % (name, where))
     bad += [name for name, old in lists.items() if name != "meta_path" and [id(x) for x in getattr(ip, name, None) or []] != [id(x) for x in old]]
     # Libraries add import finders of their own (torch does); a finder defined in the notebook is not theirs.
     bad += ["sys.meta_path" for f in sys.meta_path if f not in lists["meta_path"] and getattr(f if isinstance(f, type) else type(f), "__module__", "") == "__main__"]
+    # Libraries load from the Python environment: the notebook's folder comes before
+    # site-packages on a kernel's sys.path, so a numpy/ written there would be imported.
+    prefixes = tuple(sorted({{os.path.join(p, "") for base in (sys.prefix, sys.base_prefix)
+                             for p in (base, os.path.realpath(base))}}))
     for name in {modules!r}:
         module = sys.modules.get(name)
         if module is None:
@@ -102,6 +131,9 @@ def _check_{token}():
         home = os.path.dirname(getattr(module, "__file__", None) or "")
         if not home or not isinstance(module, types.ModuleType):
             bad.append("sys.modules[%r]" % name)
+            continue
+        if name.split(".")[0] not in {helpers!r} and not os.path.abspath(module.__file__).startswith(prefixes):
+            bad.append("%s (loaded from %s)" % (name, os.path.abspath(module.__file__)))
             continue
         top = sys.modules.get(name.split(".")[0])
         root = os.path.dirname(getattr(top, "__file__", None) or home) + os.sep
@@ -130,13 +162,22 @@ def _guard_cell(source: str, n: int):
     return nbformat.v4.new_code_cell(source, id=f"{GUARD_ID}{n}")
 
 
-def inject(nb, token: str) -> None:
-    """A capture cell first, a check cell after every autograded test cell and at the end."""
-    fields = dict(token=token, builtins=BUILTINS, modules=CHECKED_MODULES)
+def inject(nb, token: str, home: str = "/course", helpers: tuple[str, ...] = ()) -> None:
+    """A capture cell first, a check cell after every autograded test cell and at the end.
+
+    ``home`` is the folder the helper modules ``helpers`` (top-level names) must load
+    from. A cell of the submission cannot pose as a guard cell: its id is renamed if it
+    starts like one, and its ``rerun_after_restart`` mark (course/execute.py) is dropped.
+    """
+    fields = dict(token=token, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home), helpers=tuple(helpers))
     capture = _guard_cell(CAPTURE.format(**fields), 0)
     capture.metadata["course"] = {"rerun_after_restart": True}  # course/execute.py: a fresh kernel needs it too
     cells = [capture]
     for cell in nb.cells:
+        if str(cell.get("id", "")).startswith(GUARD_ID):
+            cell["id"] = "student-" + str(cell["id"])[:50]
+        if isinstance(cell.metadata.get("course"), dict):
+            cell.metadata["course"].pop("rerun_after_restart", None)
         cells.append(cell)
         if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
             cells.append(_guard_cell(CHECK.format(**fields), len(cells)))

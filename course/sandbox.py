@@ -34,6 +34,7 @@ import fcntl
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,7 +47,9 @@ from pathlib import Path
 FIRST_UID = 2_100_000_000
 UID_BLOCK = 1024  # sandboxes running at once on one machine, at most
 NOBODY = 65534
-UID_LOCKS = Path("/run/lock/course-sandbox")  # one lock file per leased uid
+# One lock file per leased uid, in root's own /run: /run/lock is world-writable, where
+# another user could create the folder first and hold or redirect the leases.
+UID_LOCKS = Path("/run/course-sandbox")
 INSIDE = Path("/course")  # where the scratch course appears inside the sandbox
 # Files of /etc that Python, nbgrader and matplotlib read; the rest of /etc stays out.
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
@@ -129,10 +132,14 @@ def sandbox_uid(locks: Path = UID_LOCKS) -> Iterator[int | None]:
         yield None
         return
     locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(locks)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise RuntimeError(f"{locks} must be a folder owned by root that no one else may write to: "
+                           "remove it, and grading creates it again")
     for uid in uid_block():
         if _has_account(uid):
             continue
-        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import nbformat
 
-from course.execute import DIED, ExecuteKeepingScores
+from course.execute import DIED, STUCK, ExecuteKeepingScores
+from course.guards import GUARD_ID
 
 
 def notebook(*sources, setup=None):
@@ -12,7 +13,7 @@ def notebook(*sources, setup=None):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     cells = [nbformat.v4.new_code_cell(s) for s in sources]
     if setup is not None:
-        first = nbformat.v4.new_code_cell(setup)
+        first = nbformat.v4.new_code_cell(setup, id=GUARD_ID + "0")
         first.metadata["course"] = {"rerun_after_restart": True}
         cells.insert(0, first)
     nb.cells = cells
@@ -20,7 +21,8 @@ def notebook(*sources, setup=None):
 
 
 def run(nb, **settings):
-    ExecuteKeepingScores(timeout=60, startup_timeout=60, **settings).preprocess(nb, {"metadata": {"path": "."}})
+    settings = {"timeout": 60, **settings}
+    ExecuteKeepingScores(startup_timeout=60, **settings).preprocess(nb, {"metadata": {"path": "."}})
     return nb.cells
 
 
@@ -43,10 +45,31 @@ def test_cells_before_a_dying_cell_keep_their_results_and_later_ones_run_in_a_fr
     assert all(c.execution_count is not None for i, c in enumerate(cells) if i != 2)
 
 
-def test_set_up_cells_run_again_in_the_fresh_kernel_without_changing_the_notebook():
-    cells = run(notebook("import os\nos._exit(1)", "print(guard)", setup="guard = 'set up'\nprint('setting up')"))
+def test_set_up_cells_run_again_in_the_fresh_kernel(tmp_path):
+    log = tmp_path / "set-up.log"
+    cells = run(notebook("import os\nos._exit(1)", "print(guard)",
+                         setup=f"guard = 'set up'\nopen({str(log)!r}, 'a').write('ran\\n')"))
     assert text(cells[2]) == "set up\n"
-    assert text(cells[0]) == "setting up\n"  # printed once: the rerun went to a copy
+    assert log.read_text() == "ran\nran\n"  # once in each kernel
+
+
+def test_only_the_graders_set_up_cells_run_again(tmp_path):
+    """A submission cannot mark a cell of its own to run before everything in a fresh kernel."""
+    log = tmp_path / "student.log"
+    nb = notebook(f"open({str(log)!r}, 'a').write('ran\\n')", "import os\nos._exit(1)", "print('after')")
+    nb.cells[0].metadata["course"] = {"rerun_after_restart": True}
+    cells = run(nb)
+    assert text(cells[2]) == "after\n" and log.read_text() == "ran\n"
+
+
+def test_a_cell_that_ignores_the_interrupt_costs_its_cell_only():
+    """nbclient gives up on the whole notebook when a timed-out cell's kernel does not stop."""
+    stubborn = ("import time\nwhile True:\n    try:\n        time.sleep(100)\n"
+                "    except KeyboardInterrupt:\n        pass")
+    cells = run(notebook("print('before')", stubborn, "print('after')"), timeout=3)
+    assert text(cells[0]) == "before\n" and not errors(cells[0])
+    assert errors(cells[1])[-1] == STUCK and "did not stop when interrupted" in cells[1].outputs[-1].evalue
+    assert text(cells[2]) == "after\n"
 
 
 def test_after_max_restarts_the_remaining_cells_do_not_run():

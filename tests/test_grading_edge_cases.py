@@ -97,6 +97,8 @@ def mini(tmp_path_factory):
     submit("tampers", submission(released, {
         "helper": "open('../../../submitted/tampers/mini/mini.ipynb', 'a').write(' ')\n" + SOLUTIONS["helper"]}))
     submit("crashes", submission(released, {"helper": "os._exit(1)"}))
+    submit("stubborn", submission(released, {"helper": "import time\nwhile True:\n    try:\n        time.sleep(100)\n"
+                                                       "    except KeyboardInterrupt:\n        pass"}))
     hashes = {s.name: digest([s]) for s in (root / "submitted").iterdir()}
     output = run_course(root, "grade", "mini", timeout=600).stdout
     return root, output, hashes
@@ -132,6 +134,15 @@ def test_a_crashing_kernel_keeps_the_scores_before_it_and_does_not_stop_the_othe
     # bonus test fails because `value` died with the kernel.
     assert scores(root, "crashes") == {"test_value": 2, "test_warns": 1, "test_helper": 0, "test_bonus": 0}
     assert scores(root, "good")["test_value"] == 2
+
+
+def test_a_loop_that_ignores_the_interrupt_keeps_the_scores_before_it(mini):
+    """Past the cell timeout the kernel is interrupted; a cell that swallows the interrupt
+    made nbclient give up on the whole notebook (every score zero) before course/execute.py."""
+    root, output, _ = mini
+    line = next(l for l in output.splitlines() if l.strip().startswith("stubborn"))
+    assert "cell 'helper' ran past the cell timeout and ignored the interrupt" in line, line
+    assert scores(root, "stubborn") == {"test_value": 2, "test_warns": 1, "test_helper": 0, "test_bonus": 0}
 
 
 def test_a_submission_cannot_write_to_its_own_submitted_file(mini):

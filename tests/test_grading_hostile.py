@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import copy_course, course_env, run_course
+from conftest import copy_course, run_course
 from test_grading_edge_cases import SOLUTIONS, mini_notebook
 
 from course import sandbox
@@ -94,6 +94,14 @@ def cases(root, port):
         "big_file": "open('big.bin', 'wb').write(b'0' * (300 * 1024 ** 2))\nvalue = 42",
         "output_flood": "for i in range(200000):\n    print('flood', i)\nvalue = 42",
         "open_files": attempt("fs = [open('/dev/null') for _ in range(5000)]"),
+        # Start-up code for the next kernel, which the helper cell forces by killing this one:
+        # it would define what the fresh kernel lacks and earn test_helper and the bonus.
+        "ipython_startup": "import os\nvalue = 41\n" + attempt(
+            "for d in (get_ipython().profile_dir.startup_dir,\n"
+            "          os.path.join(os.environ.get('IPYTHONDIR', '/nonexistent'), 'profile_default', 'startup')):\n"
+            "    try:\n        os.makedirs(d, exist_ok=True)\n"
+            "        open(os.path.join(d, '00-grade.py'), 'w').write('value = 42\\ndef helper():\\n    return 1\\n')\n"
+            "    except OSError:\n        pass").replace("value = 42", "value = 41"),
     }
     tampers = {
         "input_transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\nvalue = 41",
@@ -112,6 +120,21 @@ def cases(root, port):
         "import_hook": "import sys\nclass Finder:\n    def find_spec(self, *a):\n        return None\n"
                        "sys.meta_path.insert(0, Finder())\nvalue = 41",
         "exit_in_test": "import os\nvalue = 42",  # helper below exits the kernel inside test_helper
+        # A package named like a course helper, written next to the notebook and put first on sys.path.
+        "shadow_helper_at_runtime": ("import os, sys\nos.makedirs('utils', exist_ok=True)\n"
+                                     "open('utils/__init__.py', 'w').write('def check_close(*a, **k):\\n    pass\\n')\n"
+                                     "sys.path.insert(0, os.getcwd())\nimport utils\nvalue = 41"),
+        # A library written next to the notebook: that folder comes before site-packages.
+        "shadow_library_at_runtime": ("import os\nos.makedirs('numpy', exist_ok=True)\n"
+                                      "open('numpy/__init__.py', 'w').write('def allclose(*a, **k):\\n    return True\\n')\n"
+                                      "import numpy\nvalue = 41"),
+        # Drops the kernel's error messages, except the guard cells' (they hold "guard").
+        "kernel_send_hook": ("_s = get_ipython().kernel.session\n_send = _s.send\n"
+                             "def _quiet(stream, msg_or_type, content=None, *a, **k):\n"
+                             "    kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type['header']['msg_type']\n"
+                             "    if kind == 'error' and 'guard' not in str(content):\n        return None\n"
+                             "    return _send(stream, msg_or_type, content, *a, **k)\n"
+                             "_s.send = _quiet\nvalue = 41"),
     }
     network = {
         "net_loopback_host": leak_check(f"__import__('socket').create_connection(('127.0.0.1', {port}), 3)"),
@@ -124,7 +147,8 @@ def cases(root, port):
 # Malformed submissions: student -> (how the file is written, expected status, phrase of the message).
 MALFORMED = ["invalid_json", "binary_junk", "nbformat3", "changed_cell_type", "deleted_grade_cell",
              "duplicated_grade_cell", "colab_stripped", "symlink_notebook", "symlink_folder", "huge_notebook",
-             "odd name ünï 'x'", "empty_folder", "renamed_notebook", "claims_points", "edited_locked_cell"]
+             "odd name ünï 'x'", "empty_folder", "renamed_notebook", "claims_points", "edited_locked_cell",
+             "extra_files"]
 
 
 def submission(released, answer=None, helper=None):
@@ -142,8 +166,6 @@ def _make_course(path, students):
     root = copy_course(path, parts=("course", "utils", "course.toml", "nbgrader_config.py"))
     with open(root / "nbgrader_config.py", "a") as config:
         config.write("\nc.Execute.timeout = 30\n")  # room for `import torch` on a loaded machine
-    with open(root / "course.toml", "a") as toml:
-        pass
     text = (root / "course.toml").read_text()
     text = re.sub(r"max_notebook_mb = \d+", "max_notebook_mb = 1", text)
     (root / "course.toml").write_text(text)
@@ -199,6 +221,12 @@ def _malformed(root, released):
     nbformat.write(huge, sub("huge_notebook") / "mini.ipynb")
     nbformat.write(good, sub("odd name ünï 'x'") / "mini.ipynb")
     nbformat.write(good, sub("renamed_notebook") / "Copy of mini.ipynb")
+    # Files besides the notebook: a package named like a helper would shadow it in the kernel.
+    nbformat.write(submission(released, leak_check("__import__('os').path.exists('utils/__init__.py')")),
+                   sub("extra_files") / "mini.ipynb")
+    (sub("extra_files") / "utils").mkdir()
+    (sub("extra_files") / "utils" / "__init__.py").write_text("def check_close(*a, **k):\n    pass\n")
+    (sub("extra_files") / "notes.txt").write_text("my notes")
 
 
 def _scores(root, student):
@@ -246,6 +274,7 @@ def batches(tmp_path_factory):
     for group in corpus.values():
         students.update({name: {"answer": code} for name, code in group.items()})
     students["exit_in_test"]["helper"] = "def helper():\n    os._exit(0)"
+    students["ipython_startup"]["helper"] = "import os\nos.kill(os.getpid(), 9)"
     root, released = _make_course(root, students)
     _malformed(root, released)
     hashes = {p.name: digest([p]) for p in (root / "submitted").iterdir() if not p.is_symlink()}
@@ -381,6 +410,22 @@ def test_unreadable_or_unsafe_submissions_are_errors_with_a_reason(batches, stud
 def test_edited_or_converted_notebooks_are_scored_honestly(batches, student, expected):
     root, output, *_ = batches
     assert _scores(root, student) == expected, _line(output, student)
+
+
+def test_only_the_notebook_of_a_submission_reaches_the_kernel(batches):
+    root, output, *_ = batches
+    line = _line(output, "extra_files")
+    assert "other files handed in were left out: notes.txt, utils/" in line, line
+    assert _scores(root, "extra_files") == FULL, line  # value = 1000 had the kernel seen utils/
+    assert not (root / "autograded" / "extra_files" / "mini" / "utils").exists()
+
+
+def test_start_up_files_written_by_a_submission_never_run_in_the_next_kernel(batches):
+    root, output, *_ = batches
+    line = _line(output, "ipython_startup")
+    assert "Kernel died in cell 'helper'" in line, line
+    # Had the fresh kernel run the start-up file, helper() and value == 42 would pass.
+    assert _scores(root, "ipython_startup") == {"test_value": 0, "test_warns": 1, "test_helper": 0, "test_bonus": 0}
 
 
 def test_changed_type_or_deleted_test_cells_are_recorded_without_extra_points(batches):

@@ -212,6 +212,7 @@ def test_bad_grading_settings_are_explained(table, message):
     ("ip.showtraceback = lambda *a: None", "changes how errors are reported"),
     ("import os\nos._exit(0)", "exits or kills the kernel"),
     ("import builtins\nbuiltins.len = lambda x: 0", "touches builtins"),
+    ("s = get_ipython().kernel.session\ns.send = drop_errors", "hooks into IPython"),
 ])
 def test_static_scan_names_the_pattern_and_the_cell(source, reason):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, id="answer")])
@@ -238,6 +239,31 @@ def test_guard_cells_are_injected_and_removed_again():
         if "_check_" in cell.source:
             cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="guardabc ok", traceback=[])]
     assert guards.interpret(nb, "guardabc") == [] and [c.id for c in nb.cells] == ["a", "t"]
+
+
+def test_a_submitted_cell_cannot_pose_as_a_guard_cell():
+    posing = nbformat.v4.new_code_cell("value = 42", id=guards.GUARD_ID + "7")
+    posing.metadata["course"] = {"rerun_after_restart": True}
+    nb = nbformat.v4.new_notebook(cells=[posing])
+    guards.inject(nb, "guardabc")
+    assert posing.id == "student-" + guards.GUARD_ID + "7" and posing.metadata["course"] == {}
+    for cell in nb.cells:
+        cell.execution_count = 1
+        if "_check_" in cell.source:
+            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="guardabc ok", traceback=[])]
+    guards.interpret(nb, "guardabc")
+    assert [c.id for c in nb.cells] == [posing.id]  # kept, not removed with the guard cells
+
+
+def test_uid_leases_refuse_a_lock_folder_others_can_write(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("uids are leased only when grading as root")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o777)
+    os.chmod(locks, 0o777)  # as if another user had made it first in a shared folder
+    with pytest.raises(RuntimeError, match="owned by root that no one else may write to"):
+        with sandbox.sandbox_uid(locks):
+            pass
 
 
 def test_guards_flag_hidden_errors_and_reported_tampering():
