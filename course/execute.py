@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import signal
 import time
 
 from jupyter_client.utils import run_sync
@@ -41,9 +43,30 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer
 
+SANDBOXED = "COURSE_SANDBOXED"  # set by course/grading.py in the sandbox's environment only
 DIED = "DeadKernelError"
 STUCK = "CellTimeoutError"  # ran past the timeout and ignored the interrupt
 OUT_OF_TIME = "GradingTimeLimit"
+
+
+def end_leftover_processes() -> None:
+    """Inside the sandbox, kill every process the submission left behind, before nbgrader
+    writes the graded notebook: a detached process could otherwise rewrite that file (the
+    scores are read from its outputs) between the kernel's shutdown and the sandbox's end.
+
+    ``kill(-1)`` reaches every process of this uid in the sandbox's PID namespace except
+    its init (bwrap, pid 1) and this one. Outside a sandbox it would reach every process of
+    the user, so it runs only where course/grading.py says it is sandboxed and pid 1 is bwrap.
+    """
+    if os.environ.get(SANDBOXED) != "1" or os.getpid() == 1:
+        return
+    try:
+        with open("/proc/1/cmdline", "rb") as handle:
+            init = handle.read().split(b"\0")[0]
+    except OSError:
+        return
+    if os.path.basename(init) == b"bwrap":
+        os.kill(-1, signal.SIGKILL)
 
 
 def rerun_after_restart(cell) -> bool:
@@ -68,7 +91,10 @@ class ExecuteKeepingScores(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._restarts, self._gave_up = 0, False
-        return super().preprocess(nb, resources, km)
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            end_leftover_processes()
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)

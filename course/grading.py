@@ -41,7 +41,7 @@ import nbformat
 from . import gradebook, guards, nbgrader_cli, repair, sandbox
 from .config import (AUTOGRADED, FEEDBACK, GRADEBOOK, GRADES_CSV, HELPERS, ROOT, SOURCE, SUBMITTED, CourseError,
                      check_assignment, helper_paths, settings)
-from .execute import DIED, OUT_OF_TIME, STUCK
+from .execute import DIED, OUT_OF_TIME, SANDBOXED, STUCK
 from .late import apply_due_date
 from .outcome import Outcome, Result, Status
 from .stamps import digest, matches, record
@@ -244,7 +244,7 @@ def _prepare(job: Job, root: Path, submission: Path, scratch: Path, inputs: Path
     for entry in sorted(submission.iterdir()):
         if entry.name in wanted and entry.is_file() and not entry.is_symlink():
             shutil.copyfile(entry, inputs / "submitted" / entry.name)
-        elif entry.name not in wanted:
+        elif entry.name not in wanted and not entry.name.startswith("."):  # .ipynb_checkpoints, markers
             others.append(entry.name + ("/" if entry.is_dir() else ""))
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
@@ -340,6 +340,7 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
     if os.environ.get("COURSE_NO_PROGRESS"):
         env["COURSE_NO_PROGRESS"] = os.environ["COURSE_NO_PROGRESS"]
     if cmd is None:
+        env[SANDBOXED] = "1"  # course/execute.py ends the submission's leftover processes
         cmd = sandbox.command(inner, scratch, _binds(job, root, inputs), limits, env, uid)
     _set_deadline(inputs / "nbgrader_config.py", limits.wall_s)
     with open(log_path, "w") as log:

@@ -94,6 +94,26 @@ def cases(root, port):
         "big_file": "open('big.bin', 'wb').write(b'0' * (300 * 1024 ** 2))\nvalue = 42",
         "output_flood": "for i in range(200000):\n    print('flood', i)\nvalue = 42",
         "open_files": attempt("fs = [open('/dev/null') for _ in range(5000)]"),
+        # A detached process that waits for nbgrader's graded notebook and deletes the failures
+        # from it (scores are read from that file's outputs), keeping the guard cells' errors.
+        "forges_graded_notebook": "import subprocess, sys\n" + (
+            "FORGER = " + repr(
+                "import glob, json, os, time\n"
+                "end = time.time() + 300\n"
+                "while time.time() < end:\n"
+                "    for path in glob.glob('/course/autograded/*/mini/mini.ipynb'):\n"
+                "        try:\n            nb = json.load(open(path))\n        except Exception:\n            continue\n"
+                "        cells = [c for c in nb['cells'] if c['cell_type'] == 'code']\n"
+                "        if not any(c.get('outputs') for c in cells):\n            continue\n"
+                "        for c in cells:\n"
+                "            c['outputs'] = [o for o in c['outputs'] if o.get('output_type') != 'error'"
+                " or 'guard' in str(o.get('evalue'))]\n"
+                "        os.chmod(path, 0o644)\n        json.dump(nb, open(path + '.tmp', 'w'))\n"
+                "        os.replace(path + '.tmp', path)\n"
+                "    time.sleep(0.005)\n") + "\n"
+            "subprocess.Popen([sys.executable, '-c', FORGER], start_new_session=True,\n"
+            "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "value = 41"),
         # Start-up code for the next kernel, which the helper cell forces by killing this one:
         # it would define what the fresh kernel lacks and earn test_helper and the bonus.
         "ipython_startup": "import os\nvalue = 41\n" + attempt(
@@ -418,6 +438,13 @@ def test_only_the_notebook_of_a_submission_reaches_the_kernel(batches):
     assert "other files handed in were left out: notes.txt, utils/" in line, line
     assert _scores(root, "extra_files") == FULL, line  # value = 1000 had the kernel seen utils/
     assert not (root / "autograded" / "extra_files" / "mini" / "utils").exists()
+
+
+def test_a_leftover_process_cannot_rewrite_the_graded_notebook(batches):
+    root, output, *_ = batches
+    # value = 41 fails test_value and the bonus; a forged notebook would show no failure.
+    assert _scores(root, "forges_graded_notebook") == {"test_value": 0, "test_warns": 1, "test_helper": 1,
+                                                       "test_bonus": 0}, _line(output, "forges_graded_notebook")
 
 
 def test_start_up_files_written_by_a_submission_never_run_in_the_next_kernel(batches):
