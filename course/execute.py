@@ -66,7 +66,10 @@ def end_leftover_processes() -> None:
     except OSError:
         return
     if os.path.basename(init) == b"bwrap":
-        os.kill(-1, signal.SIGKILL)
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:  # nothing was left behind
+            pass
 
 
 def rerun_after_restart(cell) -> bool:
