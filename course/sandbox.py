@@ -18,7 +18,9 @@ runs it. Inside the sandbox built here that code
   submission must not stop the submissions graded next to it from starting a thread.
   Without root, bubblewrap's user namespace gives each sandbox its own count;
 * dies with the grading step: the sandbox has its own process namespace, so when the
-  graded run ends or is killed, every process it started is killed too.
+  graded run ends or is killed, every process it started is killed too. Leftovers are
+  killed earlier as well, once the notebook has run and before nbgrader writes the graded
+  notebook (course/execute.py), so that no process of the submission can rewrite it.
 
 What it does not hide: the kernel runs the test cells, hidden tests included, so a
 submission can read the test code of its own assignment and the ``hidden_tests``
