@@ -43,6 +43,8 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer
 
+from .guards import GUARD_ID
+
 SANDBOXED = "COURSE_SANDBOXED"  # set by course/grading.py in the sandbox's environment only
 DIED = "DeadKernelError"
 STUCK = "CellTimeoutError"  # ran past the timeout and ignored the interrupt
@@ -75,8 +77,6 @@ def end_leftover_processes() -> None:
 def rerun_after_restart(cell) -> bool:
     """The grader's own set-up cells (course/guards.py, which strips the mark from a
     submission's cells and renames a submitted cell whose id poses as a guard's)."""
-    from .guards import GUARD_ID
-
     return (str(cell.get("id", "")).startswith(GUARD_ID)
             and bool(cell.get("metadata", {}).get("course", {}).get("rerun_after_restart")))
 

@@ -200,12 +200,12 @@ def _grade_one(job: Job) -> Result:
             status = Status.LIMIT
             notes.append(f"wall-clock limit of {limits.wall_s} s reached: the cell running then was interrupted, "
                          f"'{late}' and the cells after it did not run (zero), the scores before are kept")
-        for cell in _kernel_died_in(nb):
-            notes.append(f"Kernel died in cell '{cell}': a fresh kernel ran the cells after it (they lack "
-                         "what the dead kernel held), and the scores before it are kept")
-        for cell in _with_error(nb, STUCK):
-            notes.append(f"cell '{cell}' ran past the cell timeout and ignored the interrupt: a fresh kernel "
-                         "ran the cells after it (they lack what the old kernel held), the scores before are kept")
+        for ename, what in ((DIED, "Kernel died in cell '{}': a fresh kernel ran the cells after it (they lack "
+                                   "what the dead kernel held), and the scores before it are kept"),
+                            (STUCK, "cell '{}' ran past the cell timeout and ignored the interrupt: a fresh kernel "
+                                    "ran the cells after it (they lack what the old kernel held), the scores "
+                                    "before are kept")):
+            notes += [what.format(cell) for cell in _with_error(nb, ename)]
         died = None if late else _stopped_at(nb)
         if died:
             notes.append(f"the kernel stopped in or after cell '{died}': the test cells after it score zero")
@@ -440,10 +440,6 @@ def _with_error(nb, ename: str) -> list[str]:
     """The code cells with an error output of this name (course/execute.py writes them)."""
     return [_cell_name(c) for c in nb.cells if c.cell_type == "code"
             and any(o.get("ename") == ename for o in c.get("outputs", []) if o.get("output_type") == "error")]
-
-
-def _kernel_died_in(nb) -> list[str]:
-    return _with_error(nb, DIED)
 
 
 def _first_with_error(nb, ename: str) -> str | None:

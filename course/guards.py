@@ -30,6 +30,8 @@ import secrets
 import nbformat
 from nbgrader import utils
 
+from .sandbox import INSIDE
+
 GUARD_ID = "course-guard-"
 # Functions the tests rely on: (module, attribute). Modules not yet imported when the
 # first cell runs are checked by where their functions were defined instead.
@@ -71,23 +73,29 @@ def static_scan(nb, provided: set[str] = frozenset()) -> list[str]:
     return found
 
 
+# What the tests rely on, as (owner, name) -> object: taken by the capture cell before any
+# student code, and again by every check cell (the body of both functions below).
+SNAPSHOT = '''\
+    ip = get_ipython()
+    snap = {{("builtins", n): getattr(builtins, n, None) for n in {builtins!r}}}
+    snap[("sys", "stderr")] = sys.stderr
+    snap[("ip", "showtraceback")] = ip.showtraceback
+    snap[("ip", "_showtraceback")] = ip._showtraceback
+    snap[("ip", "displayhook")] = ip.displayhook
+    snap[("ip", "display_pub")] = ip.display_pub
+    session = getattr(getattr(ip, "kernel", None), "session", None)
+    snap[("kernel", "session")] = session
+    snap[("session", "send")] = getattr(session, "send", None)
+    snap[("displayhook", "session")] = getattr(ip.displayhook, "session", None)
+'''
+
 CAPTURE = '''\
 def _capture_{token}():
     import builtins, sys
-    ip = get_ipython()
-    refs = {{("builtins", n): getattr(builtins, n) for n in {builtins!r}}}
-    refs[("sys", "stderr")] = sys.stderr
-    refs[("ip", "showtraceback")] = ip.showtraceback
-    refs[("ip", "_showtraceback")] = ip._showtraceback
-    refs[("ip", "displayhook")] = ip.displayhook
-    refs[("ip", "display_pub")] = ip.display_pub
-    session = getattr(getattr(ip, "kernel", None), "session", None)
-    refs[("kernel", "session")] = session
-    refs[("session", "send")] = getattr(session, "send", None)
-    refs[("displayhook", "session")] = getattr(ip.displayhook, "session", None)
+''' + SNAPSHOT + '''\
     lists = {{name: list(getattr(ip, name)) for name in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")}}
     lists["meta_path"] = list(sys.meta_path)
-    return refs, lists
+    return snap, lists
 _refs_{token} = _capture_{token}()
 del _capture_{token}
 '''
@@ -96,47 +104,37 @@ CHECK = '''\
 def _check_{token}():
     import builtins, os, sys, types
     refs, lists = _refs_{token}
-    ip = get_ipython()
-    now = {{("builtins", n): getattr(builtins, n, None) for n in {builtins!r}}}
-    now[("sys", "stderr")] = sys.stderr
-    now[("ip", "showtraceback")] = ip.showtraceback
-    now[("ip", "_showtraceback")] = ip._showtraceback
-    now[("ip", "displayhook")] = ip.displayhook
-    now[("ip", "display_pub")] = ip.display_pub
-    session = getattr(getattr(ip, "kernel", None), "session", None)
-    now[("kernel", "session")] = session
-    now[("session", "send")] = getattr(session, "send", None)
-    now[("displayhook", "session")] = getattr(ip.displayhook, "session", None)
+''' + SNAPSHOT + '''\
     methods = (("ip", "showtraceback"), ("ip", "_showtraceback"), ("session", "send"))  # a new bound method each time
-    bad = [".".join(k) for k, v in refs.items() if k not in methods and now.get(k) is not v]
-    bad += [".".join(k) for k in methods if getattr(now[k], "__func__", now[k]) is not getattr(refs[k], "__func__", refs[k])]
-    # The course's helpers load from the course only: a package of the same name written
-    # next to the notebook (first on sys.path) would replace the checks with its own.
-    for name in {helpers!r}:
-        module = sys.modules.get(name)
-        where = os.path.abspath(getattr(module, "__file__", None) or "?") if module is not None else None
-        if where and not (where.startswith(os.path.join({home!r}, name) + os.sep) or where == os.path.join({home!r}, name + ".py")):
-            bad.append("%s (loaded from %s)" % (name, where))
+    bad = [".".join(k) for k, v in refs.items() if k not in methods and snap.get(k) is not v]
+    bad += [".".join(k) for k in methods if getattr(snap[k], "__func__", snap[k]) is not getattr(refs[k], "__func__", refs[k])]
     bad += [name for name, old in lists.items() if name != "meta_path" and [id(x) for x in getattr(ip, name, None) or []] != [id(x) for x in old]]
     # Libraries add import finders of their own (torch does); a finder defined in the notebook is not theirs.
     bad += ["sys.meta_path" for f in sys.meta_path if f not in lists["meta_path"] and getattr(f if isinstance(f, type) else type(f), "__module__", "") == "__main__"]
-    # Libraries load from the Python environment: the notebook's folder comes before
-    # site-packages on a kernel's sys.path, so a numpy/ written there would be imported.
+    # The course's helpers load from the course, libraries from the Python environment: the
+    # notebook's folder comes before site-packages on a kernel's sys.path, so a numpy/ or a
+    # utils/ written there (and put first) would replace the checks with its own.
     prefixes = tuple(sorted({{os.path.join(p, "") for base in (sys.prefix, sys.base_prefix)
                              for p in (base, os.path.realpath(base))}}))
-    for name in {modules!r}:
+    for name in sorted(set({helpers!r}) | set({modules!r})):
         module = sys.modules.get(name)
         if module is None:
             continue
-        home = os.path.dirname(getattr(module, "__file__", None) or "")
-        if not home or not isinstance(module, types.ModuleType):
+        if not getattr(module, "__file__", None) or not isinstance(module, types.ModuleType):
             bad.append("sys.modules[%r]" % name)
             continue
-        if name.split(".")[0] not in {helpers!r} and not os.path.abspath(module.__file__).startswith(prefixes):
-            bad.append("%s (loaded from %s)" % (name, os.path.abspath(module.__file__)))
+        where, top = os.path.abspath(module.__file__), name.split(".")[0]
+        if top in {helpers!r}:
+            loaded_right = where.startswith(os.path.join({home!r}, top) + os.sep) or where == os.path.join({home!r}, top + ".py")
+        else:
+            loaded_right = where.startswith(prefixes)
+        if not loaded_right:
+            bad.append("%s (loaded from %s)" % (name, where))
             continue
-        top = sys.modules.get(name.split(".")[0])
-        root = os.path.dirname(getattr(top, "__file__", None) or home) + os.sep
+        if name not in {modules!r}:
+            continue
+        top_module = sys.modules.get(top)
+        root = os.path.dirname(getattr(top_module, "__file__", None) or where) + os.sep
         for attr, value in list(vars(module).items()):
             if attr.startswith("_"):
                 continue
@@ -162,7 +160,7 @@ def _guard_cell(source: str, n: int):
     return nbformat.v4.new_code_cell(source, id=f"{GUARD_ID}{n}")
 
 
-def inject(nb, token: str, home: str = "/course", helpers: tuple[str, ...] = ()) -> None:
+def inject(nb, token: str, home: str = str(INSIDE), helpers: tuple[str, ...] = ()) -> None:
     """A capture cell first, a check cell after every autograded test cell and at the end.
 
     ``home`` is the folder the helper modules ``helpers`` (top-level names) must load
