@@ -8,9 +8,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test venv release check-release samples grade scores mutations bench bench-parallel lab clean
 
 demo: $(STAMP)          ## set up, release, build the sample submissions, grade them
+	@scripts/system-packages grading
 	$(PY) -m course demo
 
 test: $(STAMP)          ## the whole test suite
+	@scripts/system-packages grading browser
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 venv: $(STAMP)
@@ -21,7 +23,6 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	@command -v bwrap >/dev/null || echo "note: grading needs bubblewrap: sudo apt-get install bubblewrap (or grade with --unsafe)"
 	touch $@
 
 release: $(STAMP)       ## regenerate release/ from source/
@@ -34,6 +35,7 @@ samples: $(STAMP)       ## write the bundled sample submissions into submitted/
 	$(PY) -m course samples
 
 grade: $(STAMP)         ## autograde submitted/, write feedback/ and grades.csv
+	@scripts/system-packages grading
 	$(PY) -m course grade
 
 scores: $(STAMP)

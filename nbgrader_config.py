@@ -14,14 +14,14 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
 from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402
 
-from course.bonus import AwardBonusPoints  # noqa: E402
-from course.colab import AddColabCells  # noqa: E402
 from course.config import settings  # noqa: E402
-from course.execute import ExecuteKeepingScores  # noqa: E402
-from course.feedback import BuildFeedbackPage  # noqa: E402
-from course.feedback_page import FeedbackExporter  # noqa: E402
-from course.late import LatePenaltyPerDay  # noqa: E402
-from course.rubric import InsertRubrics, StripRubrics  # noqa: E402
+from course.plugins.bonus import AwardBonusPoints  # noqa: E402
+from course.plugins.colab import AddColabCells  # noqa: E402
+from course.plugins.execute import ExecuteKeepingScores  # noqa: E402
+from course.plugins.feedback import BuildFeedbackPage  # noqa: E402
+from course.plugins.feedback_page import FeedbackExporter  # noqa: E402
+from course.plugins.late import LatePenaltyPerDay  # noqa: E402
+from course.plugins.rubric import InsertRubrics, StripRubrics  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -31,16 +31,15 @@ c.CourseDirectory.course_id = settings().course_id
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "make_*.py"]
 
 # Student versions: nbgrader's pipeline, then the Colab badge and setup cell.
-# Rubric cells (model answer and marking criteria, course/rubric.py) are for graders only.
+# Rubric cells (model answer and marking criteria, course/plugins/rubric.py) are for graders only.
 c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(), StripRubrics,
                                       AddColabCells]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Execution during autograding. The slowest cell of the course (importing torch)
-# takes 2 to 4 s on a 2-core CPU (benchmarks/bench_grading.py); the limit leaves
-# room for slow student code while still stopping endless loops.
-c.Execute.timeout = 120
+# Execution during autograding: the cell timeout is a grading limit of course.toml
+# ([grading] cell_s), which the course's own grader reads too (course/engine/worker.py).
+c.Execute.timeout = settings().grading.limits.cell_s
 c.Execute.startup_timeout = 120
 # Warnings on stderr (a UserWarning from torch, a DeprecationWarning from a
 # library) must not zero a test cell: nbgrader scores any stderr output as an
@@ -49,16 +48,19 @@ c.Execute.startup_timeout = 120
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\A[^\n]*\w+Warning: "
 
-# Bonus cells (course/bonus.py) earn extra credit once nbgrader has saved the grades.
-# The autograded notebook (what the formgrader shows) gets each written answer's rubric.
-# A kernel that dies in one cell costs that cell and what needed its state, not the scores
-# before it (course/execute.py).
+# nbgrader's own autograde pipeline, for anyone who runs `nbgrader autograde` directly; the
+# course's grader runs these steps itself, executing in the sandbox and recording in the
+# parent (course/engine/recording.py), with the settings of this file. Bonus cells
+# (course/plugins/bonus.py) earn extra credit once nbgrader has saved the grades; the
+# autograded notebook (what the formgrader shows) gets each written answer's rubric; a kernel
+# that dies in one cell costs that cell, not the scores before it (course/engine/execute.py).
 c.Autograde.autograde_preprocessors = [
     *(ExecuteKeepingScores if p is Execute else p for p in Autograde.class_traits()["autograde_preprocessors"].default()),
     AwardBonusPoints, InsertRubrics]
 
 # Feedback: the student's submitted cells and outputs with scores and one-line verdicts
-# (course/feedback.py); nothing the graded kernel printed; no CDN (course/feedback_page.py).
+# (course/plugins/feedback.py); nothing the graded kernel printed; no CDN
+# (course/plugins/feedback_page.py). The course's grader writes the same pages itself.
 c.GenerateFeedback.preprocessors = [GetGrades, BuildFeedbackPage, CSSHTMLHeaderPreprocessor]
 c.GenerateFeedback.exporter_class = FeedbackExporter
 

@@ -5,8 +5,10 @@ For each assignment, in a scratch copy of the course:
   grade  autograding the `correct` sample through the course pipeline (nbgrader);
   skip   grading it again with nothing changed (the pipeline skips it).
 Run and grade alternate for a few rounds; prints the medians, grade/exec (the median of
-each round's ratio: what grading costs over running), grade/skip (what an unchanged
-re-run saves) and timeout/heaviest cell (headroom of the cell timeout).
+each round's ratio: what grading costs over running), the fixed cost (the median of each
+round's grade - exec: what grading one submission adds, start-up of the course command
+included), grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom
+of the cell timeout).
 
     python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N]
 """
@@ -26,7 +28,6 @@ from statistics import median
 
 import nbformat
 from nbclient import NotebookClient
-from traitlets.config.loader import PyFileConfigLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,10 +66,12 @@ def course(root: Path, *args: str) -> None:
 
 
 def main(names: list[str], rounds: int) -> None:
-    timeout = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout
-    os.environ["COURSE_NO_PROGRESS"] = "1"
+    timeout = config.settings().grading.limits.cell_s
+    # The kernel of the plain run gets what the grader's kernel gets (course/engine/worker.py):
+    # one thread, no progress bars, no display; otherwise the two would not run the same work.
+    os.environ.update(COURSE_NO_PROGRESS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
     print(f"{rounds} interleaved rounds each; medians")
-    print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} "
+    print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} {'fixed s':>8} "
           f"{'grade/skip':>11} {'slowest cell':>24} {'timeout/slowest':>16}")
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
@@ -82,15 +85,16 @@ def main(names: list[str], rounds: int) -> None:
             os.environ["PYTHONPATH"] = str(root)  # the kernel imports the copy's helpers, as in grading
             course(root, "samples", name)
             course(root, "grade", name, "--student", "correct")  # registers the assignment too
-            execs, grades, ratios, slowest = [], [], [], []
+            execs, grades, ratios, fixed, slowest = [], [], [], [], []
             for _ in range(rounds):  # interleaved, so that a change of load hits both alike
                 exec_s, slow_s, slowest_id = execute(notebook)
                 grade_s = timed(lambda: course(root, "grade", name, "--student", "correct", "--force"))
                 execs.append(exec_s), grades.append(grade_s), ratios.append(grade_s / exec_s)
+                fixed.append(grade_s - exec_s)
                 slowest.append(slow_s)
             skip_s = timed(lambda: course(root, "grade", name, "--student", "correct"))
         exec_s, grade_s, slow_s = median(execs), median(grades), max(slowest)
-        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {median(ratios):11.2f} "
+        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {median(ratios):11.2f} {median(fixed):8.2f} "
               f"{grade_s / skip_s:11.1f} {f'{slow_s:.2f} s ({slowest_id})':>24} {timeout / slow_s:16.0f}")
 
 if __name__ == "__main__":

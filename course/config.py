@@ -15,14 +15,70 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of a course, under its root: this checkout's (``LAYOUT``), or the one a
+    grading worker sees (a Job names the root, which a worker on another machine reaches on a
+    shared file system)."""
+
+    root: Path
+
+    @property
+    def source(self) -> Path:
+        return self.root / "source"
+
+    @property
+    def release(self) -> Path:
+        return self.root / "release"
+
+    @property
+    def submitted(self) -> Path:
+        return self.root / "submitted"
+
+    @property
+    def autograded(self) -> Path:
+        return self.root / "autograded"
+
+    @property
+    def feedback(self) -> Path:
+        return self.root / "feedback"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def gradebook(self) -> Path:
+        return self.root / "gradebook.db"
+
+    def submission(self, student: str, assignment: str) -> Path:
+        """What a student handed in: ``submitted/<student>/<assignment>/``."""
+        return self.submitted / student / assignment
+
+    def graded(self, student: str, assignment: str) -> Path:
+        """The recorded autograded copy: ``autograded/<student>/<assignment>/``."""
+        return self.autograded / student / assignment
+
+    def graded_stamp(self, student: str, assignment: str) -> Path:
+        """What a recorded grade was computed from (course/engine/plan.py skips it while equal)."""
+        return self.graded(student, assignment) / ".graded-from"
+
+    def pages(self, student: str, assignment: str) -> Path:
+        """The feedback pages a student gets back: ``feedback/<student>/<assignment>/``."""
+        return self.feedback / student / assignment
+
+
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "source"
-RELEASE = ROOT / "release"
-SUBMITTED = ROOT / "submitted"
-AUTOGRADED = ROOT / "autograded"
-FEEDBACK = ROOT / "feedback"
-SAMPLES = ROOT / "samples"
-GRADEBOOK = ROOT / "gradebook.db"
+LAYOUT = Layout(ROOT)
+SOURCE = LAYOUT.source
+RELEASE = LAYOUT.release
+SUBMITTED = LAYOUT.submitted
+AUTOGRADED = LAYOUT.autograded
+FEEDBACK = LAYOUT.feedback
+SAMPLES = LAYOUT.samples
+GRADEBOOK = LAYOUT.gradebook
 GRADES_CSV = ROOT / "grades.csv"
 SETTINGS_FILE = ROOT / "course.toml"
 
@@ -66,28 +122,52 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class GradingSettings:
-    """Limits of the grading sandbox and the size of the pool (course.toml ``[grading]``)."""
+class Limits:
+    """What one submission may use while it is graded (course.toml ``[grading]``; 0: no limit).
 
-    workers: int = 0  # 0: one per CPU core
+    The defaults here are the course's defaults: course.toml, the sandbox (course/engine/
+    sandbox.py) and the worker all take them from this class."""
+
     memory_mb: int = 2048  # address space of each process of a submission
     pids: int = 1024  # processes and threads of the sandbox user
     cpu_s: int = 600  # CPU seconds of each process
     open_files: int = 1024
     file_size_mb: int = 256  # largest file a submission may write
     wall_s: int = 900  # wall-clock limit of one submission, all its notebooks together
+    cell_s: int = 120  # a cell's run time before it is interrupted (and fails)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Limits":
+        """From JSON (a Job crossing to a worker): exactly the fields, whole numbers >= 0."""
+        fields = set(cls.__dataclass_fields__)
+        if not isinstance(data, dict) or set(data) != fields:
+            raise ValueError(f"limits must have exactly the fields {sorted(fields)}")
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in data.values()):
+            raise ValueError("limits must be whole numbers >= 0")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    """The grading sandbox's limits and the size of the pool (course.toml ``[grading]``)."""
+
+    workers: int = 0  # 0: one per CPU core
     max_notebook_mb: int = 100  # larger submitted notebooks are refused unread
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_table(cls, table: dict) -> "GradingSettings":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(table) - known)
+        own = {f for f in cls.__dataclass_fields__ if f != "limits"}
+        of_limits = set(Limits.__dataclass_fields__)
+        unknown = sorted(set(table) - own - of_limits)
         if unknown:
-            raise CourseError(f"[grading] has unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise CourseError(f"[grading] has unknown settings {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(own | of_limits))}")
         bad = [k for k, v in table.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
         if bad:
             raise CourseError(f"[grading] settings must be whole numbers >= 0: {', '.join(bad)}")
-        return cls(**table)
+        limits = Limits(**{k: v for k, v in table.items() if k in of_limits})
+        return cls(**{k: v for k, v in table.items() if k in own}, limits=limits)
 
 
 @cache

@@ -1,116 +1,136 @@
-"""The parent's side of grading: record one graded submission in the real gradebook.
+"""nbgrader's gradebook, read in one place: opening it, a submission's scores, the due dates.
 
-The gradebook has a single writer, the process that runs ``course grade``. Workers
-(course/grading.py ``grade_one``) send back nbgrader's autograded notebook; here it is
-validated again, its graded cells are put back to what the gradebook registered
-(source, points), and every score is computed anew, so nothing a submission wrote
-in its sandbox (a scratch gradebook, forged metadata, extra credit) counts:
-
-* a test cell scores with nbgrader's own rule (``determine_grade``), except that a
-  test cell that never ran (the kernel died or exited before it) scores zero;
-* extra credit of autograded cells comes only from bonus cells of ``source/``
-  (course/bonus.py) that passed; graders' manual scores are kept, as nbgrader does.
-
-Each submission is written in its own transactions right after it finishes, so a
-grader killed mid-batch keeps everything recorded before.
+The gradebook (``gradebook.db``, nbgrader's SQLite database) holds every recorded grade. It
+has a single writer while grading, the parent process (course/engine/recording.py); the
+commands, the feedback pages and the formgrader read it. Everything that opens it goes
+through ``open_gradebook``.
 """
 
 from __future__ import annotations
 
-import logging
 import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
 
-import nbformat
-from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import OverwriteCells, SaveAutoGrades
 from sqlalchemy.exc import SAWarning
 
-from . import bonus
-from .config import GRADEBOOK, SOURCE, settings
-from .rubric import InsertRubrics
+from .config import GRADEBOOK, settings
 
 # nbgrader 0.9's gradebook models trip SQLAlchemy warnings about objects outside a session
 # while scores are recorded; they say nothing about the grades and only clutter the report.
 warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.api")
 
-NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
-log = logging.getLogger("course.gradebook")
+
+def open_gradebook(db: Path | str = GRADEBOOK) -> Gradebook:
+    """The gradebook at ``db``: a path, or a database URL (as nbgrader's resources give it)."""
+    url = db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
+    return Gradebook(url, settings().course_id)
 
 
-def open_gradebook(db=GRADEBOOK) -> Gradebook:
-    return Gradebook(f"sqlite:///{db}", settings().course_id)
+class Written(Enum):
+    """Where a submission's written answers stand."""
+
+    NONE = "none"  # the assignment has none
+    PENDING = "pending"  # a person has yet to grade some
+    GRADED = "graded"
 
 
-def notebook_names(assignment: str, db=GRADEBOOK) -> list[str]:
+@dataclass(frozen=True)
+class Score:
+    student: str
+    assignment: str
+    auto_score: float
+    auto_max: float  # points of autograded test cells
+    bonus: float  # extra credit (bonus cells, or awarded by a grader)
+    manual_max: float  # points a person still has to award (or has awarded)
+    manual_score: float | None  # None until every manual cell is graded
+    failed_cells: tuple[str, ...]  # autograded test cells below full marks
+    late_penalty: float = 0.0  # points nbgrader's late-submission plugin took
+    seconds_late: float = 0.0
+    timestamp: str = ""  # when it was handed in (timestamp.txt), if known
+
+    @property
+    def written(self) -> Written:
+        if not self.manual_max:
+            return Written.NONE
+        return Written.GRADED if self.manual_score is not None else Written.PENDING
+
+    @property
+    def total(self) -> float:
+        return self.auto_score + self.bonus + (self.manual_score or 0.0) - self.late_penalty
+
+
+def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
+    """The recorded score of one submission, or None if it was never graded."""
+    if not Path(db).exists():
+        return None
+    with open_gradebook(db) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return _score(submission, assignment, student)
+
+
+def _score(submission, assignment: str, student: str) -> Score:
+    # Grade cells that are also answer cells are read by a person; the rest are tests.
+    grades, answers = [], set()
+    for nb in submission.notebooks:
+        grades += nb.grades
+        answers |= {cell.name for cell in nb.notebook.solution_cells}
+    auto = [g for g in grades if g.name not in answers]
+    manual = [g for g in grades if g.name in answers]
+    manual_done = not any(g.needs_manual_grade for g in manual)
+    return Score(
+        student=student,
+        assignment=assignment,
+        auto_score=sum(g.score - (g.extra_credit or 0.0) for g in auto),
+        auto_max=sum(g.max_score for g in auto),
+        manual_max=sum(g.max_score for g in manual),
+        manual_score=sum(g.score - (g.extra_credit or 0.0) for g in manual) if manual_done else None,
+        bonus=sum(g.extra_credit or 0.0 for g in grades),
+        failed_cells=tuple(sorted(g.name for g in auto if g.score < g.max_score)),
+        late_penalty=submission.late_submission_penalty or 0.0,
+        seconds_late=submission.total_seconds_late or 0.0,
+        timestamp=submission.timestamp.isoformat(" ") + " UTC" if submission.timestamp else "",
+    )
+
+
+def submissions(db: Path = GRADEBOOK) -> list[Score]:
+    """Every graded submission in the gradebook, sorted by assignment and student."""
+    if not Path(db).exists():
+        return []
+    with open_gradebook(db) as gb:
+        keys = sorted((a.name, s.student_id) for a in gb.assignments for s in a.submissions)
+    return [score for a, s in keys if (score := read(a, s, db)) is not None]
+
+
+def cell_scores(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[str, tuple[float, float]]:
+    """grade id -> (score, max score) for every graded cell of a submission.
+
+    The score includes extra credit, so a passed bonus cell scores above its max of 0.
+    """
+    with open_gradebook(db) as gb:
+        submission = gb.find_submission(assignment, student)
+        return {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades}
+
+
+def notebook_names(assignment: str, db: Path = GRADEBOOK) -> list[str]:
+    """The notebooks the gradebook registered for the assignment."""
     with open_gradebook(db) as gb:
         return [nb.name for nb in gb.find_assignment(assignment).notebooks]
 
 
-def _mark_not_run(nb) -> None:
-    for cell in nb.cells:
-        if (cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
-                and cell.get("execution_count") is None and not any(o.output_type == "error" for o in cell.outputs)):
-            cell.outputs.append(nbformat.v4.new_output("error", ename="NotRun", evalue=NOT_RUN, traceback=[NOT_RUN]))
-
-
-def record(assignment: str, student: str, notebooks: dict[str, object], flagged: bool, timestamp=None,
-           db=GRADEBOOK) -> dict[str, object]:
-    """Record the graded notebooks (name -> NotebookNode) of one submission; return them as recorded.
-
-    A notebook of the assignment missing from ``notebooks`` scores zero (a limit
-    stopped the run before nbgrader wrote it, or the student did not submit it).
-    """
-    url = f"sqlite:///{db}"
+def apply_due_date(assignment: str, db: Path = GRADEBOOK) -> None:
+    """Write the assignment's due date from course.toml into the gradebook (or clear it);
+    nbgrader compares it with each submission's ``timestamp.txt`` (course/plugins/late.py)."""
+    due = settings().due.get(assignment)
     with open_gradebook(db) as gb:
-        gb.update_or_create_student(student)
-        if timestamp is not None:
-            gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+        record = gb.update_or_create_assignment(assignment)
+        if due is None:
+            record.duedate = None
+            gb.db.commit()
         else:
-            gb.update_or_create_submission(assignment, student)
-    recorded = {}
-    for name in notebook_names(assignment, db):
-        resources = {"nbgrader": {"db_url": url, "assignment": assignment, "notebook": name, "student": student}}
-        extra = {}
-        source = SOURCE / assignment / f"{name}.ipynb"
-        if source.exists():
-            extra = bonus.bonus_points(source)
-        nb = notebooks.get(name)
-        with open_gradebook(db) as gb:
-            submitted = gb.find_submission_notebook(name, assignment, student)
-            if nb is None:
-                for grade in submitted.grades:
-                    grade.auto_score = 0
-                    grade.needs_manual_grade = False
-                    if not _is_answer(gb, grade):
-                        grade.extra_credit = 0.0
-            submitted.flagged = flagged
-            gb.db.commit()
-        if nb is None:
-            continue
-        nb, _ = OverwriteCells().preprocess(nb, resources)
-        _mark_not_run(nb)
-        nb, _ = SaveAutoGrades().preprocess(nb, resources)
-        passed = {c.metadata.nbgrader.grade_id: bonus.passed(c)
-                  for c in nb.cells if utils.is_grade(c)}
-        with open_gradebook(db) as gb:
-            for grade in gb.find_submission_notebook(name, assignment, student).grades:
-                if grade.cell.name in extra:
-                    grade.extra_credit = extra[grade.cell.name] if passed.get(grade.cell.name) else 0.0
-                elif not _is_answer(gb, grade):
-                    grade.extra_credit = 0.0  # only bonus cells of source/ earn extra credit
-            gb.db.commit()
-        # The sandbox cannot see source/, so the rubrics for the formgrader are added here.
-        nb, _ = InsertRubrics().preprocess(nb, resources)
-        recorded[name] = nb
-    return recorded
-
-
-def _is_answer(gb, grade) -> bool:
-    """A grade cell that is also an answer cell is scored by a person (manual extra credit kept)."""
-    try:
-        gb.find_solution_cell(grade.cell.name, grade.cell.notebook.name, grade.cell.notebook.assignment.name)
-        return True
-    except MissingEntry:
-        return False
-
+            gb.update_or_create_assignment(assignment, duedate=due)

@@ -58,39 +58,3 @@ def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> Re
         details = "\n".join(result.errors()[-10:]) or result.log[-3000:]
         raise CourseError(f"nbgrader {' '.join(args)} failed:\n{details}")
     return result
-
-
-def generate_feedback(assignment: str, student: str = "*") -> None:
-    """``nbgrader generate_feedback`` run in this process, for one student or a glob.
-
-    The parent writes feedback from autograded notebooks it recorded itself (trusted
-    input), so it needs no process of its own; a separate ``nbgrader`` process would
-    cost about a second of start-up for every grading run, a tenth of grading one short
-    notebook. A failure is raised with nbgrader's log, as ``run`` does.
-    """
-    import io
-    import logging
-
-    from nbgrader.converters import GenerateFeedback
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
-    settings()
-    try:
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
-    except Exception as exc:  # the subprocess route would carry on with defaults: stop
-        raise CourseError(f"nbgrader_config.py could not be loaded: {type(exc).__name__}: {exc}") from exc
-    coursedir = CourseDirectory(config=config, root=str(ROOT), assignment_id=assignment, student_id=student)
-    converter = GenerateFeedback(coursedir=coursedir, config=config)
-    converter.force = True
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    converter.log.addHandler(handler)
-    try:
-        converter.start()
-    except BaseException as exc:  # nbgrader fails with its own exception or SystemExit
-        lines = [line for line in buffer.getvalue().splitlines() if "ERROR" in line or "Error" in line]
-        details = "\n".join(lines[-10:]) or f"{type(exc).__name__}: {exc}"
-        raise CourseError(f"nbgrader generate_feedback {assignment} failed:\n{details}") from exc
-    finally:
-        converter.log.removeHandler(handler)

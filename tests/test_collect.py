@@ -13,9 +13,11 @@ import nbformat
 import pytest
 from nbgrader.utils import parse_utc
 
-from course import collect, config, export, late
+from course import config
+from course.commands import collect, export
+from course.plugins import late
 from course.config import CourseError
-from course.scores import Score
+from course.gradebook import Score
 
 CET = timezone(timedelta(hours=1))
 NOTEBOOK = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])).encode()

@@ -1,11 +1,13 @@
-"""course/execute.py: a kernel that dies costs its cell, not the cells before it."""
+"""course/engine/execute.py: a kernel that dies costs its cell, not the cells before it."""
 
 from __future__ import annotations
 
 import nbformat
 
-from course.execute import DIED, STUCK, ExecuteKeepingScores
-from course.guards import GUARD_ID
+from course.engine.execute import Executor
+from course.engine.guards import GUARD_ID
+from course.engine.jobs import DIED, STUCK
+from course.plugins.execute import ExecuteKeepingScores
 
 
 def notebook(*sources, setup=None):
@@ -21,8 +23,9 @@ def notebook(*sources, setup=None):
 
 
 def run(nb, **settings):
+    """The grader's executor (course/engine/run_notebook.py runs it in the sandbox)."""
     settings = {"timeout": 60, **settings}
-    ExecuteKeepingScores(startup_timeout=60, **settings).preprocess(nb, {"metadata": {"path": "."}})
+    Executor(nb, startup_timeout=60, resources={"metadata": {"path": "."}}, **settings).execute()
     return nb.cells
 
 
@@ -82,7 +85,7 @@ def test_after_max_restarts_the_remaining_cells_do_not_run():
 def test_no_cell_runs_past_the_deadline_and_the_cells_before_it_keep_their_results():
     import time
 
-    from course.execute import OUT_OF_TIME
+    from course.engine.jobs import OUT_OF_TIME
 
     nb = notebook("print('in time')", "import time\ntime.sleep(60)", "print('too late')", "print('also late')")
     started = time.monotonic()
@@ -92,3 +95,11 @@ def test_no_cell_runs_past_the_deadline_and_the_cells_before_it_keep_their_resul
     assert errors(cells[1])  # interrupted: nbgrader's CellTimeoutError
     assert errors(cells[2]) == [OUT_OF_TIME] == errors(cells[3])
     assert cells[2].execution_count is None and "too late" not in text(cells[2])
+
+
+def test_nbgraders_own_execute_step_keeps_the_scores_before_a_dying_cell_too():
+    """For anyone who runs `nbgrader autograde` directly (nbgrader_config.py)."""
+    nb = notebook("print('before')", "import os\nos._exit(1)", "print('after')")
+    ExecuteKeepingScores(startup_timeout=60, timeout=60).preprocess(nb, {"metadata": {"path": "."}})
+    before, dying, after = nb.cells
+    assert text(before) == "before\n" and errors(dying) == [DIED] and text(after) == "after\n"

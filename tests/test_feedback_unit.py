@@ -6,9 +6,10 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from course.feedback import build_page, hidden_lines, verdict, visible_source
-from course.feedback_page import MathMLRenderer, mathml
-from course.rubric import InsertRubrics, StripRubrics, rubric_of, rubrics
+from course.cells import rubric_of
+from course.plugins.feedback import build_page, hidden_lines, verdict, visible_source
+from course.plugins.feedback_page import MathMLRenderer, mathml
+from course.plugins.rubric import InsertRubrics, StripRubrics, rubrics
 
 TEST_SOURCE = ('# Test 1\nassert value > 0, "value should be positive"\n### BEGIN HIDDEN TESTS\n'
                'assert value == secret_reference(), "value is not right"\n### END HIDDEN TESTS\n'

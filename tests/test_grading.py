@@ -20,8 +20,11 @@ import nbformat
 import pytest
 from conftest import ROOT, copy_course, course_env, run_course
 
-from course import bonus, config, samples, scores
-from course.grading import digest
+from course import config
+from course import gradebook as scores
+from course.commands import samples
+from course.engine.stamps import digest
+from course.plugins import bonus
 
 GRADED = [
     pytest.param(name, marks=pytest.mark.xdist_group(f"grade-{name}"), id=name)

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from conftest import copy_course, run_course
 
-from course.stamps import digest
+from course.engine.stamps import digest
 
 pytestmark = pytest.mark.xdist_group("grade-mini")
 
@@ -80,8 +80,8 @@ def submission(release_nb, replaced, claim_bonus=False):
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory):
     root = copy_course(tmp_path_factory.mktemp("mini"), parts=("course", "utils", "course.toml", "nbgrader_config.py"))
-    with open(root / "nbgrader_config.py", "a") as config:
-        config.write("\nc.Execute.timeout = 5\n")
+    settings = root / "course.toml"
+    settings.write_text(re.sub(r"cell_s = \d+", "cell_s = 5", settings.read_text()))
     (root / "source" / "mini").mkdir(parents=True)
     nbformat.write(mini_notebook(), root / "source" / "mini" / "mini.ipynb")
     run_course(root, "release", "mini")

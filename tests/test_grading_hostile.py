@@ -20,8 +20,8 @@ import pytest
 from conftest import copy_course, run_course
 from test_grading_edge_cases import SOLUTIONS, mini_notebook
 
-from course import sandbox
-from course.stamps import digest
+from course.engine import sandbox
+from course.engine.stamps import digest
 
 pytestmark = pytest.mark.xdist_group("grade-hostile")
 
@@ -73,7 +73,8 @@ def cases(root, port):
         "write_home": attempt(f"open('/root/{MARKER}', 'w').write('x')"),
         "write_tmp_host": attempt(f"open('/tmp/{MARKER}', 'w').write('x')"),
         "write_own_submission": attempt("open('../../../submitted/write_own_submission/mini/mini.ipynb', 'a').write(' ')"),
-        # The scratch gradebook is writable, but the parent never reads scores from it.
+        # No gradebook is in the sandbox (an older grader had a scratch one there); the
+        # parent computes every score itself.
         "extra_credit_scratch": "import sqlite3\n" + attempt(
             "db = sqlite3.connect('/course/gradebook.db')\n"
             "db.execute('update grade set extra_credit = 100')\ndb.commit()").replace("value = 42", "value = 41"),
@@ -94,8 +95,8 @@ def cases(root, port):
         "big_file": "open('big.bin', 'wb').write(b'0' * (300 * 1024 ** 2))\nvalue = 42",
         "output_flood": "for i in range(200000):\n    print('flood', i)\nvalue = 42",
         "open_files": attempt("fs = [open('/dev/null') for _ in range(5000)]"),
-        # A detached process that waits for nbgrader's graded notebook and deletes the failures
-        # from it (scores are read from that file's outputs), keeping the guard cells' errors.
+        # A detached process that waits for a graded notebook and deletes the failures from it,
+        # keeping the guard cells' errors (the results now leave the sandbox on a pipe).
         "forges_graded_notebook": "import subprocess, sys\n" + (
             "FORGER = " + repr(
                 "import glob, json, os, time\n"
@@ -148,6 +149,19 @@ def cases(root, port):
         "shadow_library_at_runtime": ("import os\nos.makedirs('numpy', exist_ok=True)\n"
                                       "open('numpy/__init__.py', 'w').write('def allclose(*a, **k):\\n    return True\\n')\n"
                                       "import numpy\nvalue = 41"),
+        # Stops the grader's runner (the kernel's parent, same uid) before it hands back results,
+        # disguised from the static scan: nothing comes back, so nothing scores, and it is flagged.
+        "kills_the_runner": ("_os = __import__('o' + 's')\ngetattr(_os, 'ki' + 'll')(_os.getppid(), 9)\n"
+                             "value = 41"),
+        # Writes a forged answer where the runner's results go: its stdout (the kernel gets
+        # /dev/null) and its descriptors through /proc (the runner is not dumpable).
+        "forges_the_result": "value = 41\n" + attempt(
+            "import json, os\n"
+            "fake = 'running\\n' + json.dumps({'notebooks': {}, 'error': ''})\n"
+            "os.write(1, fake.encode())\n"
+            "for fd in os.listdir(f'/proc/{os.getppid()}/fd'):\n"
+            "    try:\n        os.write(os.open(f'/proc/{os.getppid()}/fd/{fd}', os.O_WRONLY), fake.encode())\n"
+            "    except OSError:\n        pass").replace("value = 42", "value = 41"),
         # Drops the kernel's error messages, except the guard cells' (they hold "guard").
         "kernel_send_hook": ("_s = get_ipython().kernel.session\n_send = _s.send\n"
                              "def _quiet(stream, msg_or_type, content=None, *a, **k):\n"
@@ -184,10 +198,9 @@ def submission(released, answer=None, helper=None):
 
 def _make_course(path, students):
     root = copy_course(path, parts=("course", "utils", "course.toml", "nbgrader_config.py"))
-    with open(root / "nbgrader_config.py", "a") as config:
-        config.write("\nc.Execute.timeout = 30\n")  # room for `import torch` on a loaded machine
     text = (root / "course.toml").read_text()
     text = re.sub(r"max_notebook_mb = \d+", "max_notebook_mb = 1", text)
+    text = re.sub(r"cell_s = \d+", "cell_s = 30", text)  # room for `import torch` on a loaded machine
     (root / "course.toml").write_text(text)
     (root / "source" / "mini").mkdir(parents=True)
     nbformat.write(mini_notebook(), root / "source" / "mini" / "mini.ipynb")
@@ -250,7 +263,7 @@ def _malformed(root, released):
 
 
 def _scores(root, student):
-    from course import scores as course_scores
+    from course import gradebook as course_scores
 
     return {k: v[0] for k, v in course_scores.cell_scores("mini", student, db=root / "gradebook.db").items()}
 
@@ -383,7 +396,7 @@ def test_output_flood_and_open_files_are_graded(batches):
     assert _scores(root, "output_flood")["test_helper"] == 1, _line(output, "output_flood")
 
 
-@pytest.mark.parametrize("student", [s for s in cases("/x", 1)["tampers"] if s != "exit_in_test"])
+@pytest.mark.parametrize("student", [s for s in cases("/x", 1)["tampers"] if s not in ("exit_in_test", "forges_the_result")])
 def test_tampering_is_flagged_for_review(batches, student):
     root, output, *_ = batches
     line = _line(output, student)
@@ -392,6 +405,20 @@ def test_tampering_is_flagged_for_review(batches, student):
 
     with open_gradebook(root / "gradebook.db") as gb:
         assert gb.find_submission_notebook("mini", "mini", student).flagged
+
+
+def test_a_submission_that_stops_the_runner_scores_nothing_and_is_flagged(batches):
+    root, output, *_ = batches
+    line = _line(output, "kills_the_runner")
+    assert "flagged" in line and "stopped before it handed back results" in line, line
+    assert set(_scores(root, "kills_the_runner").values()) == {0}
+
+
+def test_a_forged_result_never_reaches_the_grader(batches):
+    root, output, *_ = batches
+    line = _line(output, "forges_the_result")
+    assert re.search(r"  forges_the_result\s+graded", line), line
+    assert _scores(root, "forges_the_result") == {"test_value": 0, "test_warns": 1, "test_helper": 1, "test_bonus": 0}
 
 
 def test_exiting_the_kernel_in_a_test_cell_earns_nothing_there(batches):
@@ -414,7 +441,7 @@ def test_unreadable_or_unsafe_submissions_are_errors_with_a_reason(batches, stud
     root, output, *_ = batches
     line = _line(output, student)
     assert re.search(rf"  {re.escape(student)}\s+error", line) and phrase in line, line
-    from course import scores as course_scores
+    from course import gradebook as course_scores
 
     assert course_scores.read("mini", student, db=root / "gradebook.db") is None
 

@@ -12,7 +12,7 @@ import textwrap
 import nbformat
 import pytest
 
-from course import mutations
+from course.commands import mutations
 from course.config import CourseError
 
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import ROOT, course_env
 from nbclient import NotebookClient
 
-from course import bonus, config
+from course import config
+from course.plugins import bonus
 
 NOTEBOOKS = [
     pytest.param(nb.relative_to(ROOT), marks=pytest.mark.xdist_group(f"nb-{nb.parent.name}"), id=nb.stem)

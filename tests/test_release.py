@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from conftest import ROOT, run_course
 
-from course import colab, config
+from course import config
+from course.plugins import colab
 
 RELEASED = [
     pytest.param(nb, id=nb.stem)

@@ -20,7 +20,7 @@ import pytest
 from conftest import COURSE_PARTS, copy_course, course_env, run_course
 
 from course import config
-from course.samples import instructor_solutions
+from course.commands.samples import instructor_solutions
 
 ASSIGNMENT = "autodiff"
 DUE = "2026-11-20T23:59:00+01:00"

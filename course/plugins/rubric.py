@@ -20,34 +20,24 @@ from __future__ import annotations
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .config import SOURCE
+from .. import cells
+from ..config import SOURCE
 
 HEADING = "Rubric for graders"
 
 
-def rubric_of(cell) -> str | None:
-    """The grade id of the answer a rubric cell belongs to, or None for any other cell."""
-    value = cell.metadata.get("course", {}).get("rubric") if cell.cell_type == "markdown" else None
-    return str(value) if value else None
-
-
-def _grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
 def rubrics(source_nb) -> dict[str, str]:
     """answer grade id -> the rubric text graders see: model answer, then marking criteria."""
-    answers = {_grade_id(c): c for c in source_nb.cells
-               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {cells.grade_id(c): c for c in source_nb.cells if cells.is_written_answer(c)}
     found = {}
     for cell in source_nb.cells:
-        answer_id = rubric_of(cell)
+        answer_id = cells.rubric_of(cell)
         if answer_id is None:
             continue
         if answer_id not in answers:
             raise ValueError(f"a rubric cell names the answer {answer_id!r}, but the notebook has no written "
                              f"answer with that grade id; answers: {', '.join(sorted(map(str, answers)))}")
-        points = answers[answer_id].metadata["nbgrader"].get("points", 0)
+        points = cells.points(answers[answer_id])
         found[answer_id] = (
             f"**{HEADING}: `{answer_id}` ({points:g} points).** Not handed out, not in the feedback.\n\n"
             f"**Model answer.** {answers[answer_id].source.strip()}\n\n"
@@ -60,7 +50,7 @@ class StripRubrics(NbGraderPreprocessor):
     """Remove rubric cells from the student version."""
 
     def preprocess(self, nb, resources):
-        nb.cells = [cell for cell in nb.cells if rubric_of(cell) is None]
+        nb.cells = [cell for cell in nb.cells if cells.rubric_of(cell) is None]
         return nb, resources
 
 
@@ -73,15 +63,15 @@ class InsertRubrics(NbGraderPreprocessor):
         if not source.exists():
             return nb, resources
         texts = rubrics(nbformat.read(source, as_version=4))
-        cells = []
+        kept = []
         for cell in nb.cells:
-            if rubric_of(cell) is not None:
+            if cells.rubric_of(cell) is not None:
                 continue  # a submission cannot bring its own rubric
-            cells.append(cell)
-            answer_id = _grade_id(cell)
+            kept.append(cell)
+            answer_id = cells.grade_id(cell)
             if answer_id in texts:
                 rubric = nbformat.v4.new_markdown_cell(texts[answer_id], id=f"rubric-{answer_id}")
                 rubric.metadata["course"] = {"rubric": answer_id}
-                cells.append(rubric)
-        nb.cells = cells
+                kept.append(rubric)
+        nb.cells = kept
         return nb, resources

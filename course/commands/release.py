@@ -11,16 +11,16 @@ import filecmp
 import tempfile
 from pathlib import Path
 
-from . import nbgrader_cli
-from .stamps import digest, matches, record
-from .config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
+from .. import nbgrader_cli
+from ..config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
+from ..engine.stamps import digest, matches, record
 
 
 def generate(assignment: str, release_dir: Path | None = None) -> Path:
     """Run nbgrader generate_assignment; return the folder of the student version.
 
     A scratch gradebook is used, so releasing never touches the grades: the course
-    gradebook learns about changed tests when grading starts (grading.register).
+    gradebook learns about changed tests when grading starts (course/engine/plan.py).
     """
     check_assignment(assignment)
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:

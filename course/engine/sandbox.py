@@ -41,8 +41,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from ..config import Limits
 
 # uids the sandboxes of one machine lease (root only): far above any account, as long as
 # the system (or the container's user namespace) maps them; see uid_block().
@@ -53,31 +54,19 @@ NOBODY = 65534
 # another user could create the folder first and hold or redirect the leases.
 UID_LOCKS = Path("/run/course-sandbox")
 INSIDE = Path("/course")  # where the scratch course appears inside the sandbox
+SANDBOXED = "COURSE_SANDBOXED"  # set in the sandbox's environment only (course/engine/execute.py reads it)
 # Files of /etc that Python, nbgrader and matplotlib read; the rest of /etc stays out.
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
        "ssl", "ca-certificates", "fonts", "alternatives", "mime.types", "hosts")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
 
 
-@dataclass(frozen=True)
-class Limits:
-    memory_mb: int = 2048
-    pids: int = 1024
-    cpu_s: int = 600
-    open_files: int = 1024
-    file_size_mb: int = 256
-    wall_s: int = 900
-
-    @classmethod
-    def from_settings(cls, grading) -> "Limits":
-        return cls(**{f: getattr(grading, f) for f in cls.__dataclass_fields__})
-
-    def prlimit(self) -> list[str]:
-        """The ``prlimit`` prefix that applies these limits to a command (0 = no limit)."""
-        mb = 1024 * 1024
-        caps = {"--as": self.memory_mb * mb, "--nproc": self.pids, "--cpu": self.cpu_s,
-                "--nofile": self.open_files, "--fsize": self.file_size_mb * mb}
-        return ["prlimit", *(f"{k}={v}" for k, v in caps.items() if v), "--core=0", "--"]
+def prlimit(limits: Limits) -> list[str]:
+    """The ``prlimit`` prefix that applies these limits to a command (0 = no limit)."""
+    mb = 1024 * 1024
+    caps = {"--as": limits.memory_mb * mb, "--nproc": limits.pids, "--cpu": limits.cpu_s,
+            "--nofile": limits.open_files, "--fsize": limits.file_size_mb * mb}
+    return ["prlimit", *(f"{k}={v}" for k, v in caps.items() if v), "--core=0", "--"]
 
 
 def python_dirs() -> list[Path]:
@@ -199,7 +188,7 @@ def command(inner: list[str], scratch: Path, readonly: dict[str, Path], limits: 
                  "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
     else:
         args += ["--unshare-user", "--"]
-    return [*args, *limits.prlimit(), *inner]
+    return [*args, *prlimit(limits), *inner]
 
 
 def problem() -> str | None:

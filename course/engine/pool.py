@@ -1,6 +1,6 @@
 """Run many grading steps at once on a Dask cluster, and record each result as it arrives.
 
-The unit of work is ``grading.grade_one``: a Job as JSON in, a Result as JSON out. It
+The unit of work is ``worker.grade_one``: a Job as JSON in, a Result as JSON out. It
 runs on a Dask worker (a process of a ``LocalCluster`` on this machine by default, or of
 any cluster whose scheduler address is given: several machines, or a Slurm allocation
 through ``dask_jobqueue.SLURMCluster``, see README). The sandbox runs on the worker.
@@ -15,22 +15,21 @@ anyway).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
-from .outcome import Outcome, Status
+from ..config import settings
+from .jobs import Job, Outcome, Status
 
 
 def default_workers() -> int:
-    from .config import settings
-
     return settings().grading.workers or os.cpu_count() or 1
 
 
-def grade_all(jobs: list, workers: int | None, scheduler: str | None,
-              accept: Callable[[str, object], Outcome], progress: Callable[[Outcome], None] | None = None
+def grade_all(jobs: list[Job], workers: int | None, scheduler: str | None,
+              accept: Callable[[str, Job], Outcome], progress: Callable[[Outcome], None] | None = None
               ) -> list[Outcome]:
-    from .grading import grade_one
+    """Grade the jobs, calling ``accept`` (the recording) in this process as each result arrives."""
+    from .worker import grade_one
 
     if not jobs:
         return []
@@ -86,33 +85,24 @@ def grade_all(jobs: list, workers: int | None, scheduler: str | None,
 
 
 class Progress:
-    """One line per graded submission on ``out``; a bar with the ETA on ``bar`` when it is a terminal."""
+    """One line per graded submission on ``out``; a tqdm bar with the rate and ETA on ``bar``
+    (stderr) when it is a terminal."""
 
     def __init__(self, total: int, out, bar=None):
-        self.total, self.out, self.done = total, out, 0
-        self.bar = bar if bar is not None and bar.isatty() else None
-        self.start = time.perf_counter()
+        from tqdm import tqdm
+
+        self.out = out
+        self.bar = tqdm(total=total, file=bar, unit="submission", leave=False, dynamic_ncols=True,
+                        disable=bar is None or not bar.isatty())
 
     def __call__(self, outcome: Outcome) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
         note = f": {outcome.message}" if outcome.message else ""
         flags = f" [review: {'; '.join(outcome.flags)}]" if outcome.flags else ""
-        if self.bar:
-            self.bar.write("\r\033[K")
-        self.out.write(f"  {outcome.student:<24} {outcome.status.value}{note}{flags}\n")
-        self.out.flush()
-        if self.bar:
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            self.bar.write(f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  ETA {eta:.0f} s")
-            self.bar.flush()
+        self.bar.write(f"  {outcome.student:<24} {outcome.status.value}{note}{flags}", file=self.out)
+        self.bar.update()
 
     def close(self) -> None:
-        if self.bar:
-            self.bar.write("\r\033[K")
-            self.bar.flush()
+        self.bar.close()
 
 
 def summary(outcomes: list[Outcome]) -> str:

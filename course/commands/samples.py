@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 
-from .config import RELEASE, SAMPLES, SOURCE, SUBMITTED, CourseError, TOMLDecodeError, check_assignment, load_toml
+from .. import cells
+from ..config import RELEASE, SAMPLES, SOURCE, SUBMITTED, CourseError, TOMLDecodeError, check_assignment, load_toml
 
-SOLUTION_DELIMITERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
 @dataclass(frozen=True)
@@ -65,21 +65,13 @@ def load(assignment: str) -> list[Sample]:
     return samples
 
 
-def _grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def strip_solution_delimiters(source: str) -> str:
-    return "\n".join(line for line in source.split("\n") if line.strip() not in SOLUTION_DELIMITERS)
-
-
 def instructor_solutions(assignment: str, notebook: str) -> dict[str, str]:
     """grade id -> the instructor's answer, for every answer cell of a source notebook."""
     nb = nbformat.read(SOURCE / assignment / f"{notebook}.ipynb", as_version=4)
     return {
-        _grade_id(cell): strip_solution_delimiters(cell.source)
+        cells.grade_id(cell): cells.strip_delimiters(cell.source)
         for cell in nb.cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
+        if cells.is_solution(cell)
     }
 
 
@@ -91,7 +83,7 @@ def render(sample: Sample, assignment: str, notebook: str) -> tuple[str, set[str
     solutions = instructor_solutions(assignment, notebook) if sample.solutions == "all" else {}
     used = set()
     for cell in nb.cells:
-        grade_id = _grade_id(cell)
+        grade_id = cells.grade_id(cell)
         if grade_id in sample.cells:
             cell.source = sample.cells[grade_id].strip("\n")
             used.add(grade_id)

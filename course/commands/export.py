@@ -18,29 +18,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from nbgrader.api import Gradebook
-
+from ..config import GRADEBOOK, GRADES_CSV, CourseError
+from ..gradebook import Score, Written, submissions
 from .collect import read_roster
-from .config import GRADEBOOK, GRADES_CSV, CourseError, settings
-from .scores import Score, read
 
 GRADE_COLUMNS = ["student", "assignment", "timestamp", "seconds_late", "autograded", "autograded_max",
                  "bonus", "written", "written_max", "written_status", "late_penalty", "total", "max_score"]
-
-
-def submissions(db: Path = GRADEBOOK) -> list[Score]:
-    """Every graded submission in the gradebook, sorted by assignment and student."""
-    if not db.exists():
-        return []
-    with Gradebook(f"sqlite:///{db}", settings().course_id) as gb:
-        keys = sorted((a.name, s.student_id) for a in gb.assignments for s in a.submissions)
-    return [score for a, s in keys if (score := read(a, s, db)) is not None]
-
-
-def _status(score: Score) -> str:
-    if not score.manual_max:
-        return "none"
-    return "graded" if score.manual_score is not None else "pending"
 
 
 def grade_rows(scores: list[Score]) -> list[dict[str, object]]:
@@ -48,7 +31,7 @@ def grade_rows(scores: list[Score]) -> list[dict[str, object]]:
         "student": s.student, "assignment": s.assignment, "timestamp": s.timestamp,
         "seconds_late": f"{s.seconds_late:g}", "autograded": f"{s.auto_score:g}", "autograded_max": f"{s.auto_max:g}",
         "bonus": f"{s.bonus:g}", "written": "" if s.manual_score is None else f"{s.manual_score:g}",
-        "written_max": f"{s.manual_max:g}", "written_status": _status(s), "late_penalty": f"{s.late_penalty:g}",
+        "written_max": f"{s.manual_max:g}", "written_status": s.written.value, "late_penalty": f"{s.late_penalty:g}",
         "total": f"{s.total:g}", "max_score": f"{s.auto_max + s.manual_max:g}",
     } for s in scores]
 
@@ -89,7 +72,7 @@ def write_lms(path: Path, roster_path: Path | None, assignments: list[str] | Non
                 score = by_key.get((student, name))
                 if score is None:
                     cells.append("")
-                elif score.manual_max and score.manual_score is None:
+                elif score.written is Written.PENDING:
                     cells.append("")
                     notes.append(f"{student}/{name}: written answers not graded yet; grade left empty")
                 else:

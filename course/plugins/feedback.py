@@ -35,27 +35,38 @@ by ``course.feedback_page``: the page needs no network.
 from __future__ import annotations
 
 import builtins
+import copy
+import os
 import re
+from enum import Enum
+from functools import cache
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from .. import cells
+from ..config import LAYOUT, ROOT, SUBMITTED, Layout
+from ..engine.jobs import KERNEL_ERRORS
+from ..gradebook import open_gradebook
 from .colab import MARKER as COLAB_MARKER
-from .config import ROOT, SUBMITTED
 
-BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 WITHHELD_LINE = "[hidden test code withheld]"
 MAX_MESSAGE = 300
-# Hidden lines shorter than this ("else:", ")") are too common to withhold on sight.
-MIN_QUOTE = 12
 PLOTLY = "application/vnd.plotly.v1+json"
 # Outputs that need a live kernel or a CDN to show anything; their text/plain stays.
 LIVE_ONLY = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
 GRADER_CODE = ("utils", "hidden_tests")
-# Errors the execution machinery reports itself, without a traceback of the cell.
-INFRA_ERRORS = ("CellTimeoutError", "DeadKernelError")
+
+
+class Verdict(Enum):
+    """What the page says of a graded cell."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    PENDING = "pending"  # a written answer no person has graded yet
+    GRADED = "graded"  # a written answer a person has graded
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"^\s*Cell In\s*\[(\d+)\],\s*line (\d+)")
@@ -68,22 +79,12 @@ _BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
 
 def hidden_line_numbers(source: str) -> set[int]:
     """1-based numbers of the lines inside (and on) the hidden regions of a test cell."""
-    numbers, inside = set(), False
-    for number, line in enumerate(source.splitlines(), start=1):
-        if BEGIN in line:
-            inside = True
-        if inside:
-            numbers.add(number)
-        if END in line:
-            inside = False
-    return numbers
+    return cells.region_lines(source, cells.HIDDEN_TESTS)
 
 
 def visible_source(source: str) -> str:
     """The test cell as the release shows it: hidden regions removed."""
-    hidden = hidden_line_numbers(source)
-    lines = [line for number, line in enumerate(source.splitlines(), start=1) if number not in hidden]
-    return "\n".join(lines).strip("\n")
+    return cells.without_region(source, cells.HIDDEN_TESTS)
 
 
 def hidden_lines(sources, root: Path = ROOT) -> set[str]:
@@ -91,12 +92,10 @@ def hidden_lines(sources, root: Path = ROOT) -> set[str]:
     sources and every line of the hidden_tests package."""
     lines = set()
     for source in sources:
-        for number, line in enumerate(source.splitlines(), start=1):
-            if number in hidden_line_numbers(source) and BEGIN not in line and END not in line:
-                lines.add(line.strip())
+        lines |= {line.strip() for line in cells.split_region(source, cells.HIDDEN_TESTS)[0]}
     for path in sorted((root / "hidden_tests").rglob("*.py")):
         lines |= {line.strip() for line in path.read_text(errors="replace").splitlines()}
-    return {line for line in lines if len(line) >= MIN_QUOTE}
+    return {line for line in lines if len(line) >= cells.MIN_SECRET_LINE}
 
 
 def scrub(text: str, secrets: set[str]) -> str:
@@ -140,11 +139,11 @@ def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: 
         return {"where": "", "message": ""}
     error = errors[0]
     frames = _frames(error.get("traceback", []))
-    cells = [f for f in frames if f[0] == "cell"]
+    in_cells = [f for f in frames if f[0] == "cell"]
     result = {"where": "", "line": None, "code": ""}
     full = cell.source
-    if cells:
-        line = cells[0][2]
+    if in_cells:
+        line = in_cells[0][2]
         if line in hidden_line_numbers(full):
             result["where"] = "hidden"
         else:
@@ -164,7 +163,7 @@ def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: 
         # No frame at all: a cell timed out or the kernel died (nbclient's own words, in
         # the traceback); anything else without frames is named by type only.
         said = _ANSI.sub("", (error.get("traceback") or [""])[-1]).split("\n", 1)[0]
-        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in INFRA_ERRORS
+        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in KERNEL_ERRORS
                              else f"{ename} (no traceback)")
     else:
         place = (f"notebook cell {cell_numbers[raiser[1]]}, line {raiser[2]}"
@@ -177,7 +176,7 @@ def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: 
 
 def _grades(db_url: str, assignment: str, student: str, notebook: str):
     """grade id -> nbgrader Grade fields, and grade id -> the gradebook's copy of the cell."""
-    with Gradebook(db_url) as gb:
+    with open_gradebook(db_url) as gb:
         nb = gb.find_submission_notebook(notebook, assignment, student)
         grades = {g.name: {"score": g.score, "max": g.max_score, "pending": bool(g.needs_manual_grade),
                            "extra": g.extra_credit or 0.0}
@@ -222,18 +221,17 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
     """The cells of the feedback page and the summary shown on top of it."""
     counts = {str(c.get("execution_count")): i for i, c in enumerate(graded.cells, start=1)
               if c.cell_type == "code" and c.get("execution_count") is not None}
-    graded_by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in graded.cells
-                    if c.metadata.get("nbgrader", {}).get("grade_id")}
+    graded_by_id = {cells.grade_id(c): c for c in graded.cells if cells.grade_id(c)}
     test_counts = {str(c.get("execution_count")) for gid, c in graded_by_id.items()
                    if gid in tests or (gid in sources and sources[gid]["locked"] and gid not in answers)}
     flags = {"plotly": False}
-    cells, rows = [], []
+    page_cells, rows = [], []
     for cell in submitted.cells:
-        if cell.metadata.get("course", {}).get("rubric"):
+        if cells.rubric_of(cell):
             continue  # graders' eyes only (course/rubric.py); never in a submission anyway
         if COLAB_MARKER in cell.metadata:
             continue  # the Colab badge (an image from the web) and setup cell mean nothing here
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = cells.grade_id(cell)
         if gid in sources and sources[gid]["locked"]:
             cell.source = visible_source(sources[gid]["source"])  # what the release shows
         if gid in grades:
@@ -246,13 +244,13 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
                 passed = (grade["extra"] > 0) if bonus else grade["score"] >= grade["max"]
                 why = {"where": "", "message": ""} if passed or gid not in graded_by_id else verdict(
                     graded_by_id[gid], test_counts, counts, secrets)
-                info.update(kind="bonus" if bonus else "test", status="passed" if passed else "failed", **why)
+                info.update(kind="bonus" if bonus else "test", status=(Verdict.PASSED if passed else Verdict.FAILED).value, **why)
                 if bonus:
                     info["points"] = f"+{_number(grade['extra'])} bonus" if passed else "no bonus"
                 else:
                     info["points"] = f"{_number(grade['score'])} / {info['max']}"
             else:
-                info.update(kind="answer", status="pending" if grade["pending"] else "graded")
+                info.update(kind="answer", status=(Verdict.PENDING if grade["pending"] else Verdict.GRADED).value)
                 info["points"] = (f"pending / {info['max']}" if grade["pending"]
                                   else f"{_number(grade['score'])} / {info['max']}")
                 if not grade["pending"] and grade.get("comment"):
@@ -261,8 +259,8 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
             cell.metadata["course_feedback"] = info
             rows.append(info)
         _offline_outputs(cell, flags)
-        cells.append(cell)
-    return cells, {"rows": rows, "plotly": flags["plotly"], **_totals(grades, answers, tests)}
+        page_cells.append(cell)
+    return page_cells, {"rows": rows, "plotly": flags["plotly"], **_totals(grades, answers, tests)}
 
 
 def _title(info: dict, source: str) -> str:
@@ -311,8 +309,8 @@ class BuildFeedbackPage(NbGraderPreprocessor):
             for cell in submitted.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
-        cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets)
-        nb.cells = cells
+        page_cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets)
+        nb.cells = page_cells
         if summary["plotly"]:
             from plotly.offline import get_plotlyjs
 
@@ -328,3 +326,44 @@ def _read_submitted(student: str, assignment: str, notebook: str):
     except (OSError, ValueError, MissingEntry):
         return None
 
+
+
+@cache
+def _exporter():
+    """One exporter per process: loading its templates costs more than rendering a page."""
+    from .feedback_page import FeedbackExporter
+    from ..engine.recording import nbgrader_config
+
+    return FeedbackExporter(config=nbgrader_config())
+
+
+def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[Path]:
+    """Write the feedback pages of one recorded submission, from its autograded notebooks and
+    the gradebook, into ``feedback/<student>/<assignment>/``; returns the pages written.
+
+    The same steps as nbgrader's GenerateFeedback with the course's pipeline
+    (nbgrader_config.py), without its copying of every other file of the autograded folder:
+    students get the HTML pages only."""
+    from jupyter_core.paths import jupyter_config_dir
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    from ..engine.recording import nbgrader_config, write_atomic
+
+    folder = layout.pages(student, assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(layout.graded(student, assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        resources = {"nbgrader": {"db_url": f"sqlite:///{layout.gradebook}", "assignment": assignment,
+                                  "student": student, "notebook": path.stem},
+                     "metadata": {"name": path.stem, "path": str(path.parent)},
+                     "config_dir": jupyter_config_dir()}
+        nb, resources = BuildFeedbackPage(config=nbgrader_config()).preprocess(nb, resources)
+        nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
+        html, _ = _exporter().from_notebook_node(nb, copy.deepcopy(resources))
+        write_atomic(folder / f"{path.stem}.html", html)
+        written.append(folder / f"{path.stem}.html")
+    for stale in folder.iterdir():  # pages of notebooks the submission no longer has, and any other file
+        if stale.is_file() and stale not in written:
+            os.unlink(stale)
+    return written

@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from .config import SOURCE, SUBMITTED, CourseError, check_assignment, settings
+from ..config import SOURCE, SUBMITTED, CourseError, check_assignment, settings
 
 MAX_FILE = 100 * 2**20  # bytes; a notebook with many figures is a few MB
 TIMESTAMP = "timestamp.txt"

@@ -13,7 +13,7 @@ import json
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .config import Settings, settings
+from ..config import Settings, settings
 
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 

@@ -1,18 +1,25 @@
-"""What grading one submission produced: a status from a fixed set, and a message.
+"""The values that cross between the parent and a grading worker: a Job in, a Result out.
 
-A leaf module (it imports nothing of the course), so the grader, the pool, the
-score table and the command line can all use it without import cycles.
-
-Results cross a process boundary (a Dask worker, possibly on another machine,
-sends them to the parent that writes the gradebook). They travel as JSON and are
-validated on arrival: nothing produced next to student code is ever unpickled.
+A Job is everything a worker needs to grade one submission; a Result is what it found
+(a status from a fixed set, messages, review flags, the executed notebooks); an Outcome
+is the line the report prints. They cross a process boundary (a Dask worker, possibly on
+another machine) as JSON and are validated on arrival: nothing produced next to student
+code is ever unpickled. This module imports nothing of the course but its settings.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
+
+from ..config import Limits
+
+# Errors the execution machinery writes into a cell (course/engine/execute.py), not the cell's code.
+DIED = "DeadKernelError"  # the kernel died in this cell
+STUCK = "CellTimeoutError"  # the cell ran past the timeout and ignored the interrupt
+OUT_OF_TIME = "GradingTimeLimit"  # the submission's time ran out before or in this cell
+KERNEL_ERRORS = (DIED, STUCK, OUT_OF_TIME)
 
 
 class Status(Enum):
@@ -88,3 +95,30 @@ class Result:
 
     def outcome(self) -> Outcome:
         return Outcome(self.student, self.assignment, self.status, self.message, tuple(self.flags), self.seconds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade: everything a worker needs, as plain JSON-able values.
+
+    ``root`` is absolute: a worker on another machine needs the course on a shared file system.
+    """
+
+    root: str
+    assignment: str
+    student: str
+    fingerprint: str
+    unsafe: bool
+    limits: Limits
+    max_notebook_mb: int
+    notebooks: tuple[str, ...]  # notebook names (without .ipynb) registered for the assignment
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        data = json.loads(text)
+        data["notebooks"] = tuple(data["notebooks"])
+        data["limits"] = Limits.from_dict(data["limits"])
+        return cls(**data)

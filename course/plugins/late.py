@@ -1,7 +1,7 @@
 """Due dates and the late-submission penalty.
 
 The due date of an assignment is a course setting (course.toml ``[due]``); before grading,
-``apply_due_date`` writes it into the gradebook, where nbgrader compares it with each
+``course.gradebook.apply_due_date`` writes it into the gradebook, where nbgrader compares it with each
 submission's ``timestamp.txt`` (written by ``course collect``). nbgrader's
 AssignLatePenalties step then asks the plugin configured in nbgrader_config.py for the
 penalty: ``LatePenaltyPerDay`` below, a knob there (0 % per day by default: late work is
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import math
 
-from nbgrader.api import Gradebook
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
-
-from .config import GRADEBOOK, settings
 
 DAY = 24 * 3600
 
@@ -33,15 +30,3 @@ class LatePenaltyPerDay(LateSubmissionPlugin):
             return None
         days = math.ceil(total_seconds_late / DAY)
         return min(score, score * self.percent_per_day / 100 * days)
-
-
-def apply_due_date(assignment: str) -> None:
-    """Write the assignment's due date from course.toml into the gradebook (or clear it)."""
-    due = settings().due.get(assignment)
-    with Gradebook(f"sqlite:///{GRADEBOOK}", settings().course_id) as gb:
-        record = gb.update_or_create_assignment(assignment)
-        if due is None:
-            record.duedate = None
-            gb.db.commit()
-        else:
-            gb.update_or_create_assignment(assignment, duedate=due)

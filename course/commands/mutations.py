@@ -39,8 +39,8 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils as nbutils
 
-from .config import ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
-from .samples import strip_solution_delimiters
+from ..config import ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
+from ..cells import strip_delimiters as strip_solution_delimiters
 
 MUTATIONS = ROOT / "mutations"
 KINDS = ("correct", "mistake")

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import nbformat
 
-from .config import RELEASE, ROOT, SOURCE, CourseError, assignments, published_helpers, settings
-from .colab import BADGE_IMAGE, colab_url
+from .. import cells
+from ..config import RELEASE, ROOT, SOURCE, CourseError, assignments, published_helpers, settings
+from ..plugins.colab import BADGE_IMAGE, colab_url
 
 MANIFEST = ".published-files.json"
 STUDENT_FILES = Path(__file__).resolve().parent / "student_tree"
@@ -43,21 +44,8 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
 # Text that only instructor material contains.
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "Model answer")
-# Secret lines shorter than this ("else:", "return x") are too common to judge by.
-MIN_SECRET = 20
 # Lines of published helpers shorter than this are idioms, not test logic (see secret_lines).
 MAX_IDIOM = 40
-
-
-def _split(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
-    """The lines between the delimiters, and the lines outside them."""
-    inside, outside, within = [], [], False
-    for line in source.splitlines():
-        if begin in line or end in line:
-            within = begin in line
-        else:
-            (inside if within else outside).append(line)
-    return inside, outside
 
 
 def secret_lines(source_dir: Path = SOURCE, hidden_dir: Path = ROOT / "hidden_tests",
@@ -73,15 +61,14 @@ def secret_lines(source_dir: Path = SOURCE, hidden_dir: Path = ROOT / "hidden_te
     for path in sorted(source_dir.glob("*/*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            where = f"{path.relative_to(source_dir.parent)} ({meta.get('grade_id', cell.get('id'))})"
+            where = f"{path.relative_to(source_dir.parent)} ({cells.name(cell)})"
             hidden, shown = [], cell.source.splitlines()
-            if meta.get("solution") and cell.cell_type == "markdown":
+            if cells.is_written_answer(cell):
                 hidden, shown = shown, []
-            elif meta.get("solution"):
-                hidden, shown = _split(cell.source, "BEGIN SOLUTION", "END SOLUTION")
-            elif meta.get("grade"):
-                hidden, shown = _split(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+            elif cells.is_solution(cell):
+                hidden, shown = cells.split_region(cell.source, cells.SOLUTION)
+            elif cells.is_grade(cell):
+                hidden, shown = cells.split_region(cell.source, cells.HIDDEN_TESTS)
             secret.update({line.strip(): where for line in hidden})
             public |= {line.strip() for line in shown}
     helpers = published_helpers() if public_code is None else public_code
@@ -96,7 +83,7 @@ def secret_lines(source_dir: Path = SOURCE, hidden_dir: Path = ROOT / "hidden_te
     # helper holds too is no test logic; a longer line copied into a helper is a leak.
     idioms = {line for line in in_helpers if len(line) < MAX_IDIOM or line.startswith(("import ", "from ", "@"))}
     return {line: where for line, where in secret.items()
-            if len(line) >= MIN_SECRET and line not in public and line not in idioms}
+            if len(line) >= cells.MIN_SECRET_LINE and line not in public and line not in idioms}
 
 
 def _text(path: Path) -> str | None:

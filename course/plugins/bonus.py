@@ -16,20 +16,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbgrader import utils
-from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .config import SOURCE
+from .. import cells
+from ..config import SOURCE
+from ..gradebook import open_gradebook
 
 
 def bonus_points(notebook_path: Path) -> dict[str, float]:
     """grade id -> bonus points, for the bonus cells of a source notebook."""
     nb = nbformat.read(notebook_path, as_version=4)
     return {
-        cell.metadata["nbgrader"]["grade_id"]: float(cell.metadata["course"]["bonus"])
+        cells.grade_id(cell): cells.bonus(cell)
         for cell in nb.cells
-        if utils.is_grade(cell) and "bonus" in cell.metadata.get("course", {})
+        if cells.bonus(cell) is not None
     }
 
 
@@ -48,10 +48,10 @@ class AwardBonusPoints(NbGraderPreprocessor):
         bonus = bonus_points(source) if source.exists() else {}
         if not bonus:
             return nb, resources
-        with Gradebook(info["db_url"]) as gb:
+        with open_gradebook(info["db_url"]) as gb:
             for cell in nb.cells:
-                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if grade_id in bonus and utils.is_grade(cell):
+                grade_id = cells.grade_id(cell)
+                if grade_id in bonus and cells.is_grade(cell):
                     grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
                     grade.extra_credit = bonus[grade_id] if passed(cell) else 0.0
             gb.db.commit()

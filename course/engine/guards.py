@@ -28,8 +28,8 @@ import re
 import secrets
 
 import nbformat
-from nbgrader import utils
 
+from .. import cells
 from .sandbox import INSIDE
 
 GUARD_ID = "course-guard-"
@@ -68,8 +68,7 @@ def static_scan(nb, provided: set[str] = frozenset()) -> list[str]:
         for pattern, reason in PATTERNS.items():
             match = re.search(pattern, cell.source)
             if match:
-                where = cell.metadata.get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
-                found.append(f"{reason} in cell '{where}' ({match.group(0).strip()})")
+                found.append(f"{reason} in cell '{cells.name(cell)}' ({match.group(0).strip()})")
     return found
 
 
@@ -170,17 +169,16 @@ def inject(nb, token: str, home: str = str(INSIDE), helpers: tuple[str, ...] = (
     fields = dict(token=token, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home), helpers=tuple(helpers))
     capture = _guard_cell(CAPTURE.format(**fields), 0)
     capture.metadata["course"] = {"rerun_after_restart": True}  # course/execute.py: a fresh kernel needs it too
-    cells = [capture]
+    out = [capture]
     for cell in nb.cells:
         if str(cell.get("id", "")).startswith(GUARD_ID):
             cell["id"] = "student-" + str(cell["id"])[:50]
-        if isinstance(cell.metadata.get("course"), dict):
-            cell.metadata["course"].pop("rerun_after_restart", None)
-        cells.append(cell)
-        if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
-            cells.append(_guard_cell(CHECK.format(**fields), len(cells)))
-    cells.append(_guard_cell(CHECK.format(**fields), len(cells)))
-    nb.cells = cells
+        cells.course_meta(cell).pop("rerun_after_restart", None)
+        out.append(cell)
+        if cells.is_test(cell):
+            out.append(_guard_cell(CHECK.format(**fields), len(out)))
+    out.append(_guard_cell(CHECK.format(**fields), len(out)))
+    nb.cells = out
 
 
 def interpret(nb, token: str) -> list[str]:

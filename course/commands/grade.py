@@ -1,0 +1,157 @@
+"""``course grade``: autograde what was handed in, record it, write feedback and grades.csv.
+
+The parent's steps, around the pool (course/engine/pool.py) that runs the workers' side:
+
+1. refuse without a sandbox (unless ``--unsafe``), register the assignment's cells in the
+   gradebook when source/ changed, write its due date (course/engine/plan.py);
+2. decide what to grade: every submission whose inputs changed (``--force``: all);
+3. as each result arrives, record it (course/engine/recording.py, the single writer) and
+   write that student's feedback pages, while the workers grade the next submissions;
+4. print the score table and the summary, and write grades.csv.
+
+While the first submission runs in its sandbox, a thread loads what recording and the pages
+need (nbgrader, its configuration, the page exporter), so a single submission does not wait
+for it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import replace
+
+from ..config import FEEDBACK, GRADES_CSV, LAYOUT, ROOT, CourseError, check_assignment
+from ..engine import plan, pool, sandbox
+from ..engine.jobs import Job, Outcome, Status
+from ..engine.worker import UNSAFE_NOTE
+
+
+def refuse_without_sandbox(unsafe: bool) -> None:
+    if unsafe:
+        return
+    why = sandbox.problem()
+    if why:
+        raise CourseError(f"cannot sandbox student code here: {why}. Grading runs every submission in a "
+                          "bubblewrap sandbox; install it (make venv prints how), or pass --unsafe to grade "
+                          "without one (student code then runs with your rights).")
+
+
+def _warm_up() -> None:
+    """Load the recording's and the pages' code (about a second) while the sandbox runs."""
+    try:
+        from ..engine import recording
+        from ..plugins import feedback
+
+        recording.nbgrader_config()
+        feedback._exporter()
+    except Exception:  # the real call reports it, with its message
+        pass
+
+
+def _recorder(assignment: str):
+    """Record each result and write its feedback pages (the parent, as results arrive). The
+    due date goes into the gradebook before the first recording (the late penalty needs it),
+    not before the first sandbox starts: loading the gradebook's code takes a second."""
+    due_date_written = False
+
+    def record(result_json: str, job: Job) -> Outcome:
+        nonlocal due_date_written
+        from ..engine.recording import accept
+        from ..gradebook import apply_due_date
+        from ..plugins.feedback import write_pages
+
+        if not due_date_written:
+            apply_due_date(assignment)
+            due_date_written = True
+        outcome = accept(result_json, job)
+        if outcome.ok:
+            try:
+                write_pages(job.assignment, job.student)
+            except Exception as exc:  # recorded all the same: say so, `course feedback` writes them again
+                note = f"its feedback page could not be written ({type(exc).__name__}: {exc})"
+                outcome = replace(outcome, message="; ".join(m for m in (outcome.message, note) if m))
+        return outcome
+
+    return record
+
+
+def grade(assignment: str, only: list[str] | None = None, force: bool = False, workers: int | None = None,
+          scheduler: str | None = None, unsafe: bool = False, progress=None) -> list[Outcome]:
+    """Autograde the submissions of ``assignment`` (all, or the students in ``only``)."""
+    check_assignment(assignment)
+    refuse_without_sandbox(unsafe)
+    plan.register(assignment)
+    available = plan.students(assignment)
+    missing = sorted(set(only or []) - set(available))
+    if missing:
+        raise CourseError(f"no submission of {assignment} in submitted/ for: {', '.join(missing)}")
+    todo, outcomes = plan.jobs(assignment, only or available, force, unsafe)
+    if todo:
+        threading.Thread(target=_warm_up, daemon=True).start()
+    if progress:
+        for outcome in outcomes:
+            progress(outcome)
+    outcomes += pool.grade_all(todo, workers, scheduler, _recorder(assignment), progress)
+    _pages_missing(assignment, outcomes)
+    return outcomes
+
+
+def _pages_missing(assignment: str, outcomes: list[Outcome]) -> None:
+    """Pages for submissions skipped as up to date whose pages are gone (feedback/ deleted)."""
+    from ..plugins.feedback import write_pages
+
+    for outcome in outcomes:
+        if outcome.status is Status.UP_TO_DATE and not any(LAYOUT.pages(outcome.student, assignment).glob("*.html")):
+            write_pages(assignment, outcome.student)
+
+
+def run(names: list[str], only: list[str] | None, force: bool, workers: int | None = None,
+        scheduler: str | None = None, unsafe: bool = False) -> list[Outcome]:
+    """Grade several assignments, one after the other, with a progress bar each."""
+    if only:
+        unknown = sorted(set(only) - {s for n in names for s in plan.students(n)})
+        if unknown:
+            raise CourseError(f"no submission in submitted/ for: {', '.join(unknown)} "
+                              f"(assignments: {', '.join(names)})")
+    outcomes = []
+    for name in names:
+        who = [s for s in plan.students(name) if not only or s in only]
+        if not who:
+            print(f"{name}: no submissions in submitted/")
+            continue
+        start = time.perf_counter()
+        print(f"{name}: grading {len(who)} submission(s) ...", flush=True)
+        bar = pool.Progress(len(who), sys.stdout, sys.stderr)
+        try:
+            outcomes += grade(name, who, force=force, workers=workers, scheduler=scheduler, unsafe=unsafe,
+                              progress=bar)
+        finally:
+            bar.close()
+        print(f"  done in {time.perf_counter() - start:.0f} s")
+    return outcomes
+
+
+def report(names: list[str], outcomes: list[Outcome], unsafe: bool = False) -> None:
+    """The score table, the summary, the flagged submissions, and grades.csv."""
+    from .export import write_grades
+    from .scores import table
+
+    everyone = sorted({s for n in names for s in plan.students(n)})
+    print()
+    print(table(names, everyone, outcomes))
+    if outcomes:
+        print()
+        print(pool.summary(outcomes))
+    flagged = [o for o in outcomes if o.status is Status.FLAGGED]
+    if flagged:
+        print("\nFlagged for review (scores recorded; nbgrader's formgrader shows them flagged):")
+        for o in flagged:
+            print(f"  {o.student}/{o.assignment}: {'; '.join(o.flags)}")
+    if any(o.ok for o in outcomes):
+        if any(o.ok and o.status is not Status.UP_TO_DATE for o in outcomes) or not GRADES_CSV.exists():
+            write_grades()
+        print(f"\nfeedback (HTML): {FEEDBACK.relative_to(ROOT)}/<student>/<assignment>/")
+        print(f"grades (CSV):    {GRADES_CSV.relative_to(ROOT)}")
+    if unsafe:
+        print(f"\n{UNSAFE_NOTE}")

@@ -1,0 +1,12 @@
+"""The grading engine: a Job in, a Result out, recorded by one writer.
+
+The worker's side (may run on another machine): ``prepare`` (check a submission, put the
+registered cells back, add the guards), ``worker`` (run it in the ``sandbox``, read the
+result), ``run_notebook`` and ``execute`` (inside the sandbox: the kernel, a dying cell
+costing one cell), ``guards`` (tamper evidence), ``repair`` (metadata an editor stripped).
+
+The parent's side: ``plan`` (what to grade, the gradebook ready), ``pool`` (runs the
+workers' steps, here or on a Dask cluster), ``recording`` (the single writer of the
+gradebook and ``autograded/``). ``jobs`` holds the values that cross between the two,
+``stamps`` the content hashes that decide what is up to date.
+"""

@@ -1,0 +1,167 @@
+"""The worker's first steps: check a submission, and prepare what its sandboxed run gets.
+
+1. *check*: the submission folder and its notebooks must be real files (no symbolic links),
+   readable, valid notebooks of a sane size; otherwise a clear error and nothing runs;
+2. *prepare* each notebook, in memory: nbgrader cell metadata an editor stripped is put back
+   by matching the release (course/engine/repair.py), copies of graded cells lose theirs,
+   outputs are cleared, and every cell the course registered (tests, provided code) gets its
+   source, type and points from ``source/`` back, so a submission can neither edit nor drop
+   a check; then the tamper guards are added (course/engine/guards.py);
+3. the *scratch* folder the kernel runs in: the assignment's data files and an empty home,
+   owned by the sandbox's uid (the only place it may write), plus an empty, read-only
+   IPython folder.
+
+What it does not do: anything with the gradebook. The registered cells come from
+``source/``, which the gradebook was generated from (course/engine/plan.py registers the
+assignment again whenever source/ changes); the parent, the gradebook's single writer,
+puts them back once more from the gradebook when it records the result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from ..config import HELPERS, Layout
+from . import guards, repair
+from .jobs import Job
+
+# Files of source/<assignment>/ that are not data for the notebooks.
+NOT_DATA = ("*.ipynb", "make_*.py", "*.pyc", "__pycache__", ".ipynb_checkpoints", "feedback")
+
+
+def check_notebooks(folder: Path, expected: set[str] | None = None, shown: str | None = None) -> str | None:
+    """Why the submission cannot be graded, or None if every notebook reads and validates.
+
+    ``expected`` are the notebook file names of the assignment: a submission with none of
+    them (a renamed "Copy of ..." say) is reported rather than silently scored 0. ``shown``
+    is how messages name the folder.
+    """
+    shown = shown or str(folder)
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if not notebooks:
+        return f"{shown} holds no notebook"
+    if expected and not expected & {p.name for p in notebooks}:
+        return (f"{shown} has {', '.join(p.name for p in notebooks)} but not "
+                f"{', '.join(sorted(expected))}: rename the notebook to grade it")
+    for path in notebooks:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as exc:  # nbformat raises JSON, Unicode and version errors
+            return f"{shown}/{path.name} is not a valid notebook (not valid JSON, or not a notebook): {exc}"
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as exc:
+            return f"{shown}/{path.name} is not a valid notebook: {exc.message}"
+    return None
+
+
+def check_submission(folder: Path, expected: set[str], max_mb: int) -> str | None:
+    """Why the submission cannot be graded, or None. Nothing is followed through a link:
+    a submission folder or notebook that is a symbolic link could point at another
+    student's work or an instructor's file."""
+    shown = f"submitted/{folder.parent.name}/{folder.name}"
+    for path in (folder.parent, folder):
+        if path.is_symlink():
+            return f"{shown} is a symbolic link (to {os.readlink(path)}), not a folder: not graded"
+    links = sorted(p.name for p in folder.iterdir() if p.is_symlink())
+    if links:
+        return f"{shown} holds symbolic links ({', '.join(links)}): submit the files themselves"
+    for path in sorted(folder.glob("*.ipynb")):
+        if not path.is_file():
+            return f"{shown}/{path.name} is not a regular file"
+        size = path.stat().st_size
+        if max_mb and size > max_mb * 1024 * 1024:
+            return (f"{shown}/{path.name} is {size / 2**20:.0f} MiB, over the {max_mb} MiB limit "
+                    "(course.toml [grading] max_notebook_mb): clear its outputs and submit again")
+    return check_notebooks(folder, expected, shown)
+
+
+@dataclass
+class Prepared:
+    """What the sandboxed run gets, and what preparing it found."""
+
+    notebooks: dict[str, str] = field(default_factory=dict)  # name -> prepared notebook (JSON text)
+    notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    token: str = field(default_factory=guards.new_token)
+
+
+def prepare(job: Job, home: str) -> Prepared:
+    """The notebooks of ``job``'s submission, prepared to run; ``home`` is where the helper
+    modules appear to the kernel (the sandbox's /course, or the scratch folder)."""
+    layout = Layout(Path(job.root))
+    submission = layout.submission(job.student, job.assignment)
+    prepared = Prepared()
+    wanted = {f"{name}.ipynb" for name in job.notebooks}
+    others = sorted(e.name + ("/" if e.is_dir() else "") for e in submission.iterdir()
+                    if e.name not in wanted | {"timestamp.txt"} and not e.name.startswith("."))
+    if others:
+        # Only the notebooks are graded: any other file handed in would land next to the
+        # notebook, first on the kernel's sys.path, where a package named like a helper
+        # (utils/, hidden_tests/) would replace the checks.
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        prepared.notes.append(f"only the notebook was graded; other files handed in were left out: {shown}")
+    for name in job.notebooks:
+        path = submission / f"{name}.ipynb"
+        if path.is_file() and not path.is_symlink():
+            nb = nbformat.read(path, as_version=4)
+            _prepare_notebook(nb, name, layout, job.assignment, prepared)
+            guards.inject(nb, prepared.token, home, tuple(Path(h).stem for h in HELPERS))
+            prepared.notebooks[name] = nbformat.writes(nb)
+    return prepared
+
+
+def _prepare_notebook(nb, name: str, layout: Layout, assignment: str, prepared: Prepared) -> None:
+    release = layout.release / assignment / f"{name}.ipynb"
+    provided = set()
+    if release.exists():
+        released = nbformat.read(release, as_version=4)
+        provided = {c.source.strip() for c in released.cells if c.cell_type == "code"}
+        restored, missing = repair.restore_metadata(nb, released)
+        if restored:
+            prepared.notes.append(f"{name}.ipynb had lost nbgrader's cell metadata (Colab or another editor): "
+                                  f"{len(restored)} cell(s) matched to the assignment by id, content or position")
+        if missing:
+            prepared.notes.append(f"{name}.ipynb lacks the cells {', '.join(missing)}: they score zero")
+    copies = repair.deduplicate(nb)
+    if copies:
+        prepared.notes.append(f"{name}.ipynb has copies of the cells {', '.join(copies)}: only the first of each "
+                              "counts")
+    source = layout.source / assignment / f"{name}.ipynb"
+    if source.exists():
+        repair.overwrite_registered(nb, nbformat.read(source, as_version=4))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    prepared.flags += guards.static_scan(nb, provided)
+
+
+def scratch_folder(job: Job, scratch: Path, uid: int | None) -> Path:
+    """The folder the kernel runs in (the assignment's data files) under ``scratch``, with an
+    empty home, owned by ``uid``; returns the kernel's working folder."""
+    layout = Layout(Path(job.root))
+    work = scratch / "work"
+    shutil.copytree(layout.source / job.assignment, work, ignore=shutil.ignore_patterns(*NOT_DATA), symlinks=False)
+    (scratch / "home").mkdir()
+    _own(scratch, uid)
+    for path in [scratch, *scratch.rglob("*")]:
+        if path.is_dir():
+            os.chmod(path, 0o755)
+    return work
+
+
+def _own(path: Path, uid: int | None) -> None:
+    """Hand a scratch folder to the sandbox's uid (the only place it may write)."""
+    if uid is None:
+        return
+    for folder, _, files in os.walk(path):
+        os.chown(folder, uid, uid)
+        for name in files:
+            os.chown(os.path.join(folder, name), uid, uid)
+

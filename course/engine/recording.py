@@ -1,0 +1,186 @@
+"""The parent's side of grading: record each graded submission, as its result arrives.
+
+The gradebook, ``autograded/`` and the skip stamps have a single writer: the process that
+runs ``course grade``. A worker (course/engine/worker.py) sends back the executed notebooks;
+``accept`` validates them again and ``record`` scores them anew with nbgrader's own steps,
+in nbgrader's order, configured by nbgrader_config.py, so nothing a submission wrote in its
+sandbox (forged metadata, extra credit, a test cell's source) counts:
+
+* the graded cells are put back to what the gradebook registered (``OverwriteCells``);
+  stderr warnings are dropped and long outputs cut (``IgnorePattern``, ``LimitOutput``);
+* a test cell scores with nbgrader's rule (``SaveAutoGrades``), except that a test cell
+  that never ran (the kernel died or exited before it) scores zero;
+* extra credit comes only from bonus cells of ``source/`` (course/plugins/bonus.py) that
+  passed; graders' manual scores are kept, as nbgrader does; the late penalty is assessed
+  (``AssignLatePenalties``, with the plugin of nbgrader_config.py);
+* the autograded notebook, which the formgrader shows, gets each written answer's rubric.
+
+Each submission is written in its own transactions right after it finishes, and its stamp
+last, so a grader killed mid-batch (even ``kill -9``) keeps everything recorded before and
+grades the rest on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_output
+
+from .. import cells
+from ..config import LAYOUT, ROOT, SOURCE, CourseError, Layout
+from ..gradebook import open_gradebook
+from ..plugins import bonus
+from .jobs import Job, Outcome, Result, Status
+from .stamps import record as record_stamp
+
+NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
+
+
+@cache
+def nbgrader_config():
+    """nbgrader_config.py, loaded once: the settings of the recording steps."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    try:
+        return PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    except Exception as exc:
+        raise CourseError(f"nbgrader_config.py could not be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def _mark_not_run(nb) -> None:
+    for cell in nb.cells:
+        if cells.is_test(cell) and cell.get("execution_count") is None \
+                and not any(o.output_type == "error" for o in cell.outputs):
+            cell.outputs.append(new_output("error", ename="NotRun", evalue=NOT_RUN, traceback=[NOT_RUN]))
+
+
+def record(assignment: str, student: str, notebooks: dict[str, object], flagged: bool, timestamp=None,
+           db: Path = LAYOUT.gradebook) -> dict[str, object]:
+    """Record the executed notebooks (name -> NotebookNode) of one submission; return them as
+    recorded. A notebook of the assignment missing from ``notebooks`` scores zero (a limit
+    stopped the run, or the student did not hand it in)."""
+    from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, OverwriteCells, \
+        SaveAutoGrades
+
+    from ..plugins.rubric import InsertRubrics
+
+    config = nbgrader_config()
+    with open_gradebook(db) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student, **({"timestamp": timestamp} if timestamp else {}))
+        names = [nb.name for nb in gb.find_assignment(assignment).notebooks]
+    recorded = {}
+    for name in names:
+        resources = {"nbgrader": {"db_url": f"sqlite:///{db}", "assignment": assignment, "notebook": name,
+                                  "student": student}}
+        nb = notebooks.get(name)
+        if nb is None:
+            _zero(db, assignment, student, name, flagged)
+            continue
+        for step in (OverwriteCells, IgnorePattern, LimitOutput):
+            nb, resources = step(config=config).preprocess(nb, resources)
+        _mark_not_run(nb)
+        nb, resources = SaveAutoGrades(config=config).preprocess(nb, resources)
+        _extra_credit(db, assignment, student, name, nb, flagged)
+        nb, resources = AssignLatePenalties(config=config).preprocess(nb, resources)
+        # The rubrics for the formgrader come from source/, which no sandbox sees.
+        nb, _ = InsertRubrics(config=config).preprocess(nb, resources)
+        recorded[name] = nb
+    return recorded
+
+
+def _zero(db, assignment: str, student: str, name: str, flagged: bool) -> None:
+    """A notebook that did not come back: every autograded cell scores zero."""
+    with open_gradebook(db) as gb:
+        submitted = gb.find_submission_notebook(name, assignment, student)
+        for grade in submitted.grades:
+            grade.auto_score = 0
+            grade.needs_manual_grade = False
+            if not _is_answer(gb, grade):
+                grade.extra_credit = 0.0
+        submitted.flagged = flagged
+        gb.db.commit()
+
+
+def _extra_credit(db, assignment: str, student: str, name: str, nb, flagged: bool) -> None:
+    """Only bonus cells of source/ that passed earn extra credit; graders' own is kept."""
+    source = SOURCE / assignment / f"{name}.ipynb"
+    extra = bonus.bonus_points(source) if source.exists() else {}
+    passed = {cells.grade_id(c): bonus.passed(c) for c in nb.cells if cells.is_grade(c)}
+    with open_gradebook(db) as gb:
+        submitted = gb.find_submission_notebook(name, assignment, student)
+        for grade in submitted.grades:
+            if grade.cell.name in extra:
+                grade.extra_credit = extra[grade.cell.name] if passed.get(grade.cell.name) else 0.0
+            elif not _is_answer(gb, grade):
+                grade.extra_credit = 0.0
+        submitted.flagged = flagged
+        gb.db.commit()
+
+
+def _is_answer(gb, grade) -> bool:
+    """A grade cell that is also an answer cell is scored by a person (manual extra credit kept)."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        gb.find_solution_cell(grade.cell.name, grade.cell.notebook.name, grade.cell.notebook.assignment.name)
+        return True
+    except MissingEntry:
+        return False
+
+
+def accept(result_json: str, job: Job) -> Outcome:
+    """Record one worker's result (the parent, the only writer); a malformed result is an error."""
+    try:
+        result = Result.from_json(result_json)
+        if (result.student, result.assignment) != (job.student, job.assignment):
+            raise ValueError("a result for another submission")
+        notebooks = {}
+        for name, text in result.notebooks.items():
+            if name not in job.notebooks:
+                raise ValueError(f"a result with an unknown notebook {name!r}")
+            nb = nbformat.reads(text, as_version=4)
+            nbformat.validate(nb)
+            notebooks[name] = nb
+    except Exception as exc:
+        return Outcome(job.student, job.assignment, Status.ERROR, f"the grading result was malformed: {exc}")
+    if not result.status.recorded:
+        return result.outcome()
+    layout = Layout(Path(job.root))
+    folder = layout.graded(job.student, job.assignment)
+    stamp_file = layout.graded_stamp(job.student, job.assignment)
+    if stamp_file.is_file() and not stamp_file.is_symlink():
+        stamp_file.unlink()  # until the new scores are all written, this submission counts as not graded
+    timestamp = _timestamp(layout.submission(job.student, job.assignment))
+    recorded = record(job.assignment, job.student, notebooks, bool(result.flags), timestamp, layout.gradebook)
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, nb in recorded.items():
+        write_atomic(folder / f"{name}.ipynb", nbformat.writes(nb))
+    record_stamp(stamp_file, result.fingerprint)
+    return result.outcome()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def _timestamp(folder: Path):
+    """When the learning platform says it was handed in (``timestamp.txt``), or None."""
+    path = folder / "timestamp.txt"
+    if path.is_file() and not path.is_symlink() and path.stat().st_size < 200:
+        from nbgrader.utils import parse_utc
+
+        try:
+            return parse_utc(path.read_text().strip())
+        except Exception:
+            return None
+    return None

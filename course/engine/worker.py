@@ -1,0 +1,251 @@
+"""The worker's side of grading: one submission in (a Job), one Result out, never raising.
+
+``grade_one`` runs on a pool worker (course/engine/pool.py: this process, a Dask worker, or a
+machine of a cluster) and is a pure step; every failure becomes a result with a status:
+
+1. *check* and *prepare* (course/engine/prepare.py): a clear error for a submission that is
+   not a valid notebook; otherwise its notebooks, with the registered cells put back and the
+   tamper guards added, and a scratch folder with the assignment's data;
+2. *run* (course/engine/run_notebook.py): the notebooks execute inside the sandbox
+   (course/engine/sandbox.py), under limits and a deadline, each cell a dying kernel cannot
+   take the others with it (course/engine/execute.py); the results come back on a pipe;
+3. *read*: the executed notebooks are validated, the guard cells interpreted and removed,
+   and limits hit, kernel deaths and the deadline named in the message.
+
+Nothing here writes the gradebook, ``autograded/`` or ``feedback/``: the parent records each
+Result (course/engine/recording.py). The submission itself is only ever read; a submission
+that changes while it is graded is not recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from .. import cells
+from ..config import HELPERS, Layout, Limits
+from . import guards, sandbox
+from .jobs import DIED, OUT_OF_TIME, STUCK, Job, Result, Status
+from .prepare import Prepared, check_submission, prepare, scratch_folder
+from .run_notebook import RUNNING
+from .stamps import digest
+
+UNSAFE_NOTE = "UNSAFE: graded without a sandbox (--unsafe); student code ran with the grader's rights"
+STARTUP_TIMEOUT = 120  # seconds a kernel may take to start
+MAX_RESTARTS = 3  # kernel deaths a notebook may survive (course/engine/execute.py)
+MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc")
+# Environment variables of the grader that the kernel gets too (a course-wide switch, say).
+PASSED_ON = ("COURSE_NO_PROGRESS",)
+
+
+def grade_one(job_json: str) -> str:
+    """Grade one submission on a worker: a Job as JSON in, a Result as JSON out. Never raises."""
+    job = Job.from_json(job_json)
+    start = time.perf_counter()
+    try:
+        result = _grade_one(job)
+    except Exception as exc:  # a bug of the grader itself: still one result, the batch goes on
+        result = Result(job.student, job.assignment, Status.ERROR, f"the grader failed: {type(exc).__name__}: {exc}")
+    result.fingerprint = job.fingerprint
+    result.seconds = round(time.perf_counter() - start, 2)
+    if job.unsafe:
+        result.message = "; ".join(m for m in (result.message, UNSAFE_NOTE) if m)
+    return result.to_json()
+
+
+def _grade_one(job: Job) -> Result:
+    submission = Layout(Path(job.root)).submission(job.student, job.assignment)
+    problem = check_submission(submission, {f"{n}.ipynb" for n in job.notebooks}, job.max_notebook_mb)
+    if problem:
+        return Result(job.student, job.assignment, Status.ERROR, problem)
+    before = digest([submission])
+    with (tempfile.TemporaryDirectory(prefix=f"grade-{job.assignment}-") as tmp,
+          contextlib.nullcontext() if job.unsafe else sandbox.sandbox_uid() as uid):
+        scratch = Path(tmp) / "course"
+        scratch.mkdir()
+        prepared = prepare(job, str(scratch if job.unsafe else sandbox.INSIDE))
+        work = scratch_folder(job, scratch, uid)
+        run = _run(job, prepared, scratch, work, Path(tmp) / "ipython", uid)
+    if digest([submission]) != before:
+        return Result(job.student, job.assignment, Status.ERROR,
+                      "the submission changed while it was graded; its scores were discarded")
+    return _read(job, prepared, run)
+
+
+def _environment(home: Path, work: Path) -> dict[str, str]:
+    """The whole environment of the run: nothing of the grader's own (secrets, paths) leaks in."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
+           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime",
+           "IPYTHONDIR": f"{home}/ipython", "JUPYTER_PLATFORM_DIRS": "1"}
+    env.update({k: os.environ[k] for k in PASSED_ON if k in os.environ})
+    return env
+
+
+def _binds(job: Job, ipython: Path) -> dict[str, Path]:
+    """What the sandbox sees read-only under /course besides its scratch folder: the course's
+    code (for the runner), the helpers the notebooks import, and an empty IPython folder (a
+    kernel started after a death would otherwise run start-up files the submission wrote)."""
+    root = Path(job.root)
+    binds = {"course": root / "course", "ipython": ipython}
+    binds.update({name: root / name for name in HELPERS if (root / name).exists()})
+    return binds
+
+
+class Run:
+    """What came back from the sandbox: the executed notebooks, or why there are none."""
+
+    def __init__(self, notebooks=None, error: str = "", started: bool = True, timed_out: bool = False):
+        self.notebooks: dict[str, str] = notebooks or {}
+        self.error, self.started, self.timed_out = error, started, timed_out
+
+
+def _run(job: Job, prepared: Prepared, scratch: Path, work: Path, ipython: Path, uid: int | None) -> Run:
+    """Run the prepared notebooks in the sandbox (or, ``--unsafe``, under limits only)."""
+    limits = job.limits
+    ipython.mkdir()
+    binds = _binds(job, ipython)
+    if job.unsafe:
+        for inside, outside in binds.items():  # the helpers, where the kernel's PYTHONPATH finds them
+            (scratch / inside).symlink_to(outside)
+        home, cwd = scratch, work
+    else:
+        home, cwd = sandbox.INSIDE, sandbox.INSIDE / work.relative_to(scratch)
+    env = _environment(home, cwd)
+    start = time.time()
+    spec = {"notebooks": prepared.notebooks, "cwd": str(cwd), "timeout": limits.cell_s,
+            "startup_timeout": STARTUP_TIMEOUT, "max_restarts": MAX_RESTARTS,
+            "deadline": start + limits.wall_s - min(20.0, limits.wall_s / 10) if limits.wall_s else 0.0}
+    inner = [sys.executable, "-m", "course.engine.run_notebook"]
+    if job.unsafe:
+        cmd, popen_env = [*sandbox.prlimit(limits), *inner], env
+    else:
+        env[sandbox.SANDBOXED] = "1"  # course/engine/execute.py ends the submission's leftover processes
+        cmd, popen_env = sandbox.command(inner, scratch, binds, limits, env, uid), \
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return _communicate(cmd, popen_env, scratch if job.unsafe else None, json.dumps(spec), limits)
+
+
+def _communicate(cmd: list[str], env: dict, cwd: Path | None, spec: str, limits: Limits) -> Run:
+    """Start the run, feed it the spec, read its answer; kill it at the wall clock.
+
+    The runner says ``running`` on its first line once it holds the spec, and the JSON answer
+    on the second (course/engine/run_notebook.py)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(spec.encode(), timeout=limits.wall_s or None)
+    except subprocess.TimeoutExpired:
+        return Run(timed_out=True)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # bwrap's process namespace takes everything with it
+        proc.wait()
+    started, _, answer = out.decode("utf-8", errors="replace").partition("\n")
+    said = (err.decode(errors="replace").strip() or f"exit status {proc.returncode}")[-500:]
+    if started != RUNNING:
+        return Run(error=f"the sandbox could not start the run ({said})", started=False)
+    try:
+        answer = json.loads(answer)
+        notebooks = answer["notebooks"]
+        if not isinstance(notebooks, dict) or not all(isinstance(v, str) for v in notebooks.values()):
+            raise ValueError("notebooks must map names to JSON text")
+    except (ValueError, KeyError, TypeError):
+        return Run(error="")  # started, and stopped before it answered
+    return Run(notebooks, str(answer.get("error") or "")[-1000:] or "")
+
+
+def _read(job: Job, prepared: Prepared, run: Run) -> Result:
+    """The Result of a run: validated notebooks without guard cells, the status, what to say."""
+    notes, flags, notebooks = list(prepared.notes), list(prepared.flags), {}
+    status = Status.GRADED
+    if run.timed_out:
+        status = Status.LIMIT
+        notes.append(f"wall-clock limit of {job.limits.wall_s} s exceeded: what did not finish scores zero")
+    elif not run.started or run.error:
+        return Result(job.student, job.assignment, Status.ERROR, f"not graded: {run.error}")
+    elif prepared.notebooks and not run.notebooks:
+        # The runner holds the results on a pipe the kernel cannot reach; only a process of
+        # the submission (same uid) can have stopped it before it answered.
+        flags.append("the grader's run inside the sandbox was stopped before it handed back results")
+        notes.append("nothing came back from the run: every test scores zero")
+    for name, text in run.notebooks.items():
+        if name not in prepared.notebooks:
+            flags.append(f"the run handed back a notebook it was not given ({name[:50]!r})")
+            continue
+        try:
+            nb = nbformat.reads(text, as_version=4)
+            nbformat.validate(nb)
+        except Exception as exc:
+            flags.append(f"the graded {name}.ipynb came back malformed ({type(exc).__name__}); it scores zero")
+            continue
+        flags += guards.interpret(nb, prepared.token)
+        status = _notes_on(nb, job.limits, notes, status)
+        notebooks[name] = nbformat.writes(nb)
+    if flags:
+        status = Status.FLAGGED
+    return Result(job.student, job.assignment, status, "; ".join(notes), list(dict.fromkeys(flags)), notebooks)
+
+
+def _notes_on(nb, limits: Limits, notes: list[str], status: Status) -> Status:
+    """Add what the report says about one executed notebook; returns the status."""
+    if nb.metadata.pop("course_execution_error", None):
+        notes.append("the notebook could not be run to its end: the test cells that did not run score zero")
+    hit = _limit_hit(nb, limits)
+    if hit:
+        status = Status.LIMIT
+        notes.append(hit)
+    late = next(iter(_with_error(nb, OUT_OF_TIME)), None)
+    if late:
+        status = Status.LIMIT
+        notes.append(f"wall-clock limit of {limits.wall_s} s reached: the cell running then was interrupted, "
+                     f"'{late}' and the cells after it did not run (zero), the scores before are kept")
+    for ename, what in ((DIED, "Kernel died in cell '{}': a fresh kernel ran the cells after it (they lack "
+                               "what the dead kernel held), and the scores before it are kept"),
+                        (STUCK, "cell '{}' ran past the cell timeout and ignored the interrupt: a fresh kernel "
+                                "ran the cells after it (they lack what the old kernel held), the scores "
+                                "before are kept")):
+        notes += [what.format(cell) for cell in _with_error(nb, ename)]
+    stopped = None if late else _stopped_at(nb)
+    if stopped:
+        notes.append(f"the kernel stopped in or after cell '{stopped}': the test cells after it score zero")
+    return status
+
+
+def _limit_hit(nb, limits: Limits) -> str | None:
+    """The first sandbox limit the run hit, as a message naming the cell."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = " ".join([out.get("ename", ""), out.get("evalue", ""),
+                             out.get("text", "") if out.get("output_type") == "stream" else ""])
+            if any(m in text for m in MEMORY_ERRORS):
+                return f"memory limit {limits.memory_mb / 1024:g} GiB exceeded in cell '{cells.name(cell)}'"
+            if "File too large" in text:
+                return f"file size limit {limits.file_size_mb} MiB exceeded in cell '{cells.name(cell)}'"
+            if "Resource temporarily unavailable" in text or "can't start new thread" in text:
+                return f"process limit ({limits.pids}) reached in cell '{cells.name(cell)}'"
+    return None
+
+
+def _with_error(nb, ename: str) -> list[str]:
+    """The code cells with an error output of this name (course/engine/execute.py writes them)."""
+    return [cells.name(c) for c in nb.cells if c.cell_type == "code"
+            and any(o.get("ename") == ename for o in c.get("outputs", []) if o.get("output_type") == "error")]
+
+
+def _stopped_at(nb) -> str | None:
+    """The cell after which nothing ran (the kernel died or exited), or None."""
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    ran = [i for i, c in enumerate(code) if c.get("execution_count") is not None]
+    if not code or (ran and ran[-1] == len(code) - 1):
+        return None
+    return cells.name(code[ran[-1] + 1]) if ran else cells.name(code[0])
