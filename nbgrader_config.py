@@ -15,9 +15,9 @@ from nbgrader.converters import Autograde, GenerateAssignment  # noqa: E402
 from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402
 
 from course.config import settings  # noqa: E402
+from course.engine.execute import ExecuteKeepingScores  # noqa: E402
 from course.plugins.bonus import AwardBonusPoints  # noqa: E402
 from course.plugins.colab import AddColabCells  # noqa: E402
-from course.plugins.execute import ExecuteKeepingScores  # noqa: E402
 from course.plugins.feedback import BuildFeedbackPage  # noqa: E402
 from course.plugins.feedback_page import FeedbackExporter  # noqa: E402
 from course.plugins.late import LatePenaltyPerDay  # noqa: E402

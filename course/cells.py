@@ -30,6 +30,11 @@ class Delimiters:
 
 SOLUTION = Delimiters("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = Delimiters("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+# Errors the grader's executor writes into a cell (course/engine/execute.py), not the cell's code.
+DIED = "DeadKernelError"  # the kernel died in this cell
+STUCK = "CellTimeoutError"  # the cell ran past the timeout and ignored the interrupt
+OUT_OF_TIME = "GradingTimeLimit"  # the submission's time ran out before or in this cell
+KERNEL_ERRORS = (DIED, STUCK, OUT_OF_TIME)
 # Lines of a solution or hidden region shorter than this ("else:", "return x") are too common
 # to recognise as secret: feedback withholds, and publishing refuses, only longer ones.
 MIN_SECRET_LINE = 12
@@ -77,6 +82,12 @@ def is_answer(cell) -> bool:
 
 def is_written_answer(cell) -> bool:
     return cell.get("cell_type") == "markdown" and is_solution(cell)
+
+
+def passed(cell) -> bool:
+    """nbgrader's rule for a test cell: no error output and nothing on stderr."""
+    return not any(out.get("output_type") == "error" or (out.get("output_type") == "stream" and out.get("name") == "stderr")
+                   for out in cell.get("outputs", []))
 
 
 def points(cell) -> float:

@@ -1,4 +1,5 @@
-"""Run nbgrader commands for the course, in the course root, with nbgrader_config.py.
+"""Run nbgrader commands for the course, in the course root, with nbgrader_config.py (and load
+that file for the nbgrader steps the course runs in its own process).
 
 Each command runs in its own process: a crash while grading one submission
 cannot take the rest of a grading run down, and the caller gets nbgrader's
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 
 from .config import ROOT, CourseError, settings
 
@@ -58,3 +60,17 @@ def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> Re
         details = "\n".join(result.errors()[-10:]) or result.log[-3000:]
         raise CourseError(f"nbgrader {' '.join(args)} failed:\n{details}")
     return result
+
+
+@cache
+def nbgrader_config():
+    """nbgrader_config.py, loaded once per process: the settings of the nbgrader steps the
+    course runs itself (recording, feedback pages). A config that does not load stops here
+    with its cause: carrying on with nbgrader's defaults would show hidden tests."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    settings()
+    try:
+        return PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    except Exception as exc:
+        raise CourseError(f"nbgrader_config.py could not be loaded: {type(exc).__name__}: {exc}") from exc

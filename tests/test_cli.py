@@ -92,7 +92,7 @@ def test_feedback_stops_on_a_broken_nbgrader_config(course_copy):
     (which would show hidden tests)."""
     with open(course_copy / "nbgrader_config.py", "a") as config:
         config.write("\nc.GenerateFeedback.preprocessors = undefined_name\n")
-    code = "from course.engine.recording import nbgrader_config\nnbgrader_config()\n"
+    code = "from course.nbgrader_cli import nbgrader_config\nnbgrader_config()\n"
     proc = subprocess.run([sys.executable, "-c", code], cwd=course_copy, env=course_env(course_copy),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

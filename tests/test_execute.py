@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import nbformat
 
-from course.engine.execute import Executor
+from course.engine.execute import ExecuteKeepingScores, Executor
 from course.engine.guards import GUARD_ID
-from course.engine.jobs import DIED, STUCK
-from course.plugins.execute import ExecuteKeepingScores
+from course.cells import DIED, STUCK
 
 
 def notebook(*sources, setup=None):
@@ -85,7 +84,7 @@ def test_after_max_restarts_the_remaining_cells_do_not_run():
 def test_no_cell_runs_past_the_deadline_and_the_cells_before_it_keep_their_results():
     import time
 
-    from course.engine.jobs import OUT_OF_TIME
+    from course.cells import OUT_OF_TIME
 
     nb = notebook("print('in time')", "import time\ntime.sleep(60)", "print('too late')", "print('also late')")
     started = time.monotonic()

@@ -23,7 +23,7 @@ from conftest import ROOT, copy_course, course_env, run_course
 from course import config
 from course import gradebook as scores
 from course.commands import samples
-from course.engine.stamps import digest
+from course.files import digest
 from course.plugins import bonus
 
 GRADED = [

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from conftest import copy_course, run_course
 
-from course.engine.stamps import digest
+from course.files import digest
 
 pytestmark = pytest.mark.xdist_group("grade-mini")
 

@@ -21,7 +21,7 @@ from conftest import copy_course, run_course
 from test_grading_edge_cases import SOLUTIONS, mini_notebook
 
 from course.engine import sandbox
-from course.engine.stamps import digest
+from course.files import digest
 
 pytestmark = pytest.mark.xdist_group("grade-hostile")
 

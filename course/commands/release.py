@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import nbgrader_cli
 from ..config import AUTOGRADED, RELEASE, ROOT, SOURCE, assignments, check_assignment
-from ..engine.stamps import digest, matches, record
+from ..files import digest, matches, record
 
 
 def generate(assignment: str, release_dir: Path | None = None) -> Path:

@@ -19,10 +19,11 @@ The same holds for time: with a ``deadline`` (the submission's wall-clock limit 
 needed to hand the results back), no cell runs past it; the cell it interrupts and the cells
 after it score zero, the ones before keep their scores.
 
-``KeepScores`` is an nbclient ``NotebookClient``: ``Executor`` below is the lean
-one the grader runs inside the sandbox (course/engine/run_notebook.py; it imports nothing of
-nbgrader, so it starts fast), and course/plugins/execute.py puts the same behaviour into
-nbgrader's own ``Execute`` for anyone who runs ``nbgrader autograde`` directly.
+``KeepScores`` is an nbclient ``NotebookClient``: ``Executor`` below is the lean one the
+grader runs inside the sandbox (course/engine/run_notebook.py; it imports nothing of
+nbgrader, so it starts fast), and ``ExecuteKeepingScores`` puts the same behaviour into
+nbgrader's own ``Execute`` for anyone who runs ``nbgrader autograde`` directly
+(nbgrader_config.py); it is built on first use, so the sandbox never loads nbgrader.
 
 Threat: a submission could kill its kernel on purpose to shed state, for instance the
 references the guard cells captured; that is why the set-up cells run again in the fresh
@@ -46,9 +47,9 @@ from nbformat.v4 import new_output
 from traitlets import Bool, Dict, Float, Integer, List
 
 from .. import cells
+from ..cells import DIED, OUT_OF_TIME, STUCK
 from .guards import GUARD_ID
 from .sandbox import SANDBOXED
-from .jobs import DIED, OUT_OF_TIME, STUCK
 
 
 
@@ -207,3 +208,26 @@ class Executor(KeepScores):
                                                     text="\n[output limit reached: further output dropped]\n")))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _execute_keeping_scores():
+    """nbgrader's ``Execute`` with ``KeepScores`` (note that nbgrader's own autograding runs
+    student code with the rights of whoever starts it: ``course grade`` does not)."""
+    from nbgrader.preprocessors import Execute
+
+    class ExecuteKeepingScores(KeepScores, Execute):
+        def preprocess(self, nb, resources=None, km=None):
+            try:
+                return super().preprocess(nb, resources, km)
+            finally:
+                end_leftover_processes()
+
+    ExecuteKeepingScores.__module__, ExecuteKeepingScores.__qualname__ = __name__, "ExecuteKeepingScores"
+    return ExecuteKeepingScores
+
+
+def __getattr__(name: str):
+    if name == "ExecuteKeepingScores":  # only nbgrader_config.py asks, in a process with nbgrader
+        globals()[name] = _execute_keeping_scores()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

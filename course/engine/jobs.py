@@ -15,12 +15,6 @@ from enum import Enum
 
 from ..config import Limits
 
-# Errors the execution machinery writes into a cell (course/engine/execute.py), not the cell's code.
-DIED = "DeadKernelError"  # the kernel died in this cell
-STUCK = "CellTimeoutError"  # the cell ran past the timeout and ignored the interrupt
-OUT_OF_TIME = "GradingTimeLimit"  # the submission's time ran out before or in this cell
-KERNEL_ERRORS = (DIED, STUCK, OUT_OF_TIME)
-
 
 class Status(Enum):
     """The value is the word printed in the report."""

@@ -19,7 +19,7 @@ import os
 import tempfile
 
 from ..config import AUTOGRADED, GRADEBOOK, LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, helper_paths, settings
-from . import stamps
+from .. import files as stamps
 from .jobs import Job, Outcome, Status
 
 # Inputs besides the submission, source/ and the helpers that change a grade when they

@@ -22,33 +22,21 @@ grades the rest on the next run.
 
 from __future__ import annotations
 
-import os
 import shutil
-from functools import cache
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_output
 
 from .. import cells
-from ..config import LAYOUT, ROOT, SOURCE, CourseError, Layout
+from ..config import LAYOUT, SOURCE, Layout
+from ..files import record as record_stamp, write_atomic
 from ..gradebook import open_gradebook
+from ..nbgrader_cli import nbgrader_config
 from ..plugins import bonus
 from .jobs import Job, Outcome, Result, Status
-from .stamps import record as record_stamp
 
 NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
-
-
-@cache
-def nbgrader_config():
-    """nbgrader_config.py, loaded once: the settings of the recording steps."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    try:
-        return PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
-    except Exception as exc:
-        raise CourseError(f"nbgrader_config.py could not be loaded: {type(exc).__name__}: {exc}") from exc
 
 
 def _mark_not_run(nb) -> None:
@@ -110,7 +98,7 @@ def _extra_credit(db, assignment: str, student: str, name: str, nb, flagged: boo
     """Only bonus cells of source/ that passed earn extra credit; graders' own is kept."""
     source = SOURCE / assignment / f"{name}.ipynb"
     extra = bonus.bonus_points(source) if source.exists() else {}
-    passed = {cells.grade_id(c): bonus.passed(c) for c in nb.cells if cells.is_grade(c)}
+    passed = {cells.grade_id(c): cells.passed(c) for c in nb.cells if cells.is_grade(c)}
     with open_gradebook(db) as gb:
         submitted = gb.find_submission_notebook(name, assignment, student)
         for grade in submitted.grades:
@@ -165,12 +153,6 @@ def accept(result_json: str, job: Job) -> Outcome:
         write_atomic(folder / f"{name}.ipynb", nbformat.writes(nb))
     record_stamp(stamp_file, result.fingerprint)
     return result.outcome()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def _timestamp(folder: Path):

@@ -34,10 +34,11 @@ import nbformat
 from .. import cells
 from ..config import HELPERS, Layout, Limits
 from . import guards, sandbox
-from .jobs import DIED, OUT_OF_TIME, STUCK, Job, Result, Status
+from ..cells import DIED, OUT_OF_TIME, STUCK
+from .jobs import Job, Result, Status
 from .prepare import Prepared, check_submission, prepare, scratch_folder
 from .run_notebook import RUNNING
-from .stamps import digest
+from ..files import digest
 
 UNSAFE_NOTE = "UNSAFE: graded without a sandbox (--unsafe); student code ran with the grader's rights"
 STARTUP_TIMEOUT = 120  # seconds a kernel may take to start

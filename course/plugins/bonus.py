@@ -33,14 +33,6 @@ def bonus_points(notebook_path: Path) -> dict[str, float]:
     }
 
 
-def passed(cell) -> bool:
-    """The rule nbgrader uses for test cells: no error and nothing on stderr."""
-    return not any(
-        out.output_type == "error" or (out.output_type == "stream" and out.name == "stderr")
-        for out in cell.get("outputs", [])
-    )
-
-
 class AwardBonusPoints(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -53,6 +45,6 @@ class AwardBonusPoints(NbGraderPreprocessor):
                 grade_id = cells.grade_id(cell)
                 if grade_id in bonus and cells.is_grade(cell):
                     grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
-                    grade.extra_credit = bonus[grade_id] if passed(cell) else 0.0
+                    grade.extra_credit = bonus[grade_id] if cells.passed(cell) else 0.0
             gb.db.commit()
         return nb, resources

@@ -48,7 +48,6 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .. import cells
 from ..config import LAYOUT, ROOT, SUBMITTED, Layout
-from ..engine.jobs import KERNEL_ERRORS
 from ..gradebook import open_gradebook
 from .colab import MARKER as COLAB_MARKER
 
@@ -163,7 +162,7 @@ def verdict(cell, test_counts: set[str], cell_numbers: dict[str, int], secrets: 
         # No frame at all: a cell timed out or the kernel died (nbclient's own words, in
         # the traceback); anything else without frames is named by type only.
         said = _ANSI.sub("", (error.get("traceback") or [""])[-1]).split("\n", 1)[0]
-        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in KERNEL_ERRORS
+        result["message"] = (scrub(said[:MAX_MESSAGE], secrets) if error.ename in cells.KERNEL_ERRORS
                              else f"{ename} (no traceback)")
     else:
         place = (f"notebook cell {cell_numbers[raiser[1]]}, line {raiser[2]}"
@@ -331,8 +330,8 @@ def _read_submitted(student: str, assignment: str, notebook: str):
 @cache
 def _exporter():
     """One exporter per process: loading its templates costs more than rendering a page."""
+    from ..nbgrader_cli import nbgrader_config
     from .feedback_page import FeedbackExporter
-    from ..engine.recording import nbgrader_config
 
     return FeedbackExporter(config=nbgrader_config())
 
@@ -347,7 +346,8 @@ def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[
     from jupyter_core.paths import jupyter_config_dir
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-    from ..engine.recording import nbgrader_config, write_atomic
+    from ..files import write_atomic
+    from ..nbgrader_cli import nbgrader_config
 
     folder = layout.pages(student, assignment)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
-"""Content stamps: skip work whose inputs have not changed since it was last done.
+"""Files the course writes and compares: content stamps and atomic writes.
 
 A stamp is a hash of files (names and contents) written next to the work's output;
-the work is redone when the hash of its inputs no longer matches.
+the work is redone when the hash of its inputs no longer matches. Everything the grader
+records is written atomically: a grader killed mid-write leaves the old file or none.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ def matches(stamp_file: Path, value: str) -> bool:
 
 
 def record(stamp_file: Path, value: str) -> None:
-    """Write the stamp atomically: a grader killed mid-write leaves the old stamp or none."""
+    """Write the stamp (atomically)."""
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = stamp_file.with_name(stamp_file.name + ".partial")
-    partial.write_text(value)
-    os.replace(partial, stamp_file)
+    write_atomic(stamp_file, value)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file beside it: never half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
