@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course.config import CourseError, GradingSettings, Limits
+from course.config import ROOT, CourseError, GradingSettings, Limits
 from course.engine import guards, pool, repair, sandbox
 from course.engine.jobs import Outcome, Result, Status
 
@@ -227,18 +227,32 @@ def test_static_scan_ignores_honest_code_and_provided_cells():
     assert guards.static_scan(nb, {provided.source}) == []
 
 
-def test_guard_cells_are_injected_and_removed_again():
-    test = nbformat.v4.new_code_cell("assert True", id="t")
-    test.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1, "locked": True}
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a"), test])
+def _test_cell(source="assert True", gid="t"):
+    test = nbformat.v4.new_code_cell(source, id=gid)
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": gid, "points": 1, "locked": True}
+    return test
+
+
+def _as_if_run(nb, token="guardabc", canary="ok", tampered=()):
+    """Outputs as a run leaves them: the check's report on each test cell, the canary's error."""
+    for cell in nb.cells:
+        cell.execution_count = 1
+        if cell.id.startswith(guards.GUARD_ID) and "raise AssertionError" in cell.source:
+            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=f"{token} {canary}",
+                                                   traceback=[])]
+        elif cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.outputs = [nbformat.v4.new_output("display_data", data={
+                guards.MIME: {"token": token, "tampered": list(tampered)}})]
+    return nb
+
+
+def test_guard_cells_and_outputs_are_injected_and_removed_again():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a"), _test_cell()])
     guards.inject(nb, "guardabc")
     ids = [c.id for c in nb.cells]
     assert ids[0].startswith(guards.GUARD_ID) and ids[1:3] == ["a", "t"] and ids[3].startswith(guards.GUARD_ID)
-    for cell in nb.cells:  # as if the checks ran and failed as they must
-        cell.execution_count = 1
-        if "_check_" in cell.source:
-            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="guardabc ok", traceback=[])]
-    assert guards.interpret(nb, "guardabc") == [] and [c.id for c in nb.cells] == ["a", "t"]
+    assert guards.interpret(_as_if_run(nb), "guardabc") == [] and [c.id for c in nb.cells] == ["a", "t"]
+    assert nb.cells[1].outputs == []  # the check's report is not the student's
 
 
 def test_a_submitted_cell_cannot_pose_as_a_guard_cell():
@@ -247,11 +261,7 @@ def test_a_submitted_cell_cannot_pose_as_a_guard_cell():
     nb = nbformat.v4.new_notebook(cells=[posing])
     guards.inject(nb, "guardabc")
     assert posing.id == "student-" + guards.GUARD_ID + "7" and posing.metadata["course"] == {}
-    for cell in nb.cells:
-        cell.execution_count = 1
-        if "_check_" in cell.source:
-            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="guardabc ok", traceback=[])]
-    guards.interpret(nb, "guardabc")
+    guards.interpret(_as_if_run(nb), "guardabc")
     assert [c.id for c in nb.cells] == [posing.id]  # kept, not removed with the guard cells
 
 
@@ -266,15 +276,44 @@ def test_uid_leases_refuse_a_lock_folder_others_can_write(tmp_path):
             pass
 
 
-def test_guards_flag_hidden_errors_and_reported_tampering():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a")])
-    guards.inject(nb, "guardabc")
-    check = nb.cells[-1]
-    check.execution_count = 3
-    assert any("errors were hidden" in f for f in guards.interpret(nbformat.from_dict(nb), "guardabc"))
-    check.outputs = [nbformat.v4.new_output("error", ename="AssertionError",
-                                            evalue="guardabc tampered: torch.allclose", traceback=[])]
-    assert guards.interpret(nb, "guardabc") == ["changed what the tests rely on: torch.allclose"]
+def test_guards_flag_hidden_errors_missing_reports_and_reported_tampering():
+    def guarded():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="a"), _test_cell()])
+        guards.inject(nb, "guardabc")
+        return nb
+
+    hidden = _as_if_run(guarded())
+    hidden.cells[-1].outputs = []
+    assert any("errors were hidden" in f for f in guards.interpret(hidden, "guardabc"))
+    silent = _as_if_run(guarded())
+    silent.cells[2].outputs = []
+    assert guards.interpret(silent, "guardabc") == [
+        "the grader's check after test cell 't' reported nothing: its checks or outputs were hidden"]
+    forged = _as_if_run(guarded(), token="guard000")  # a report without the secret token counts for nothing
+    assert any("reported nothing" in f for f in guards.interpret(forged, "guardabc"))
+    assert guards.interpret(_as_if_run(guarded(), canary="tampered: torch.allclose"), "guardabc") == [
+        "changed what the tests rely on: torch.allclose"]
+    assert guards.interpret(_as_if_run(guarded(), tampered=["math.sqrt"]), "guardabc") == [
+        "changed what the tests rely on: math.sqrt"]
+
+
+def test_the_check_runs_in_the_kernel_after_each_test_cell_and_sees_a_patch():
+    """In a real kernel: an honest run reports nothing; a library function rebound by the
+    student is reported by the check after the next test cell, though the test passes."""
+    from course.engine.execute import Executor
+
+    def run(student):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(student, id="a"), _test_cell("import math\nassert math.sqrt(4) == 2")])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        guards.inject(nb, "guardabc", str(ROOT), ("utils",))
+        Executor(nb, timeout=60, startup_timeout=60, resources={"metadata": {"path": str(ROOT)}}).execute()
+        return guards.interpret(nb, "guardabc"), nb
+
+    flags, nb = run("import math\nx = math.sqrt(9)")
+    assert flags == [] and not any(o.output_type == "error" for c in nb.cells for o in c.outputs)
+    flags, nb = run("import math\n_real = math.sqrt\nmath.sqrt = lambda x: _real(x)")
+    assert "changed what the tests rely on: math.sqrt" in flags
+    assert not any(o.output_type == "error" for o in nb.cells[1].outputs)  # the test itself passed
 
 
 def _labelled(source, gid, solution=False, locked=True):
