@@ -85,40 +85,32 @@ def _zero(db, assignment: str, student: str, name: str, flagged: bool) -> None:
     """A notebook that did not come back: every autograded cell scores zero."""
     with open_gradebook(db) as gb:
         submitted = gb.find_submission_notebook(name, assignment, student)
+        answers = {cell.name for cell in submitted.notebook.solution_cells}
         for grade in submitted.grades:
             grade.auto_score = 0
             grade.needs_manual_grade = False
-            if not _is_answer(gb, grade):
+            if grade.name not in answers:
                 grade.extra_credit = 0.0
         submitted.flagged = flagged
         gb.db.commit()
 
 
 def _extra_credit(db, assignment: str, student: str, name: str, nb, flagged: bool) -> None:
-    """Only bonus cells of source/ that passed earn extra credit; graders' own is kept."""
+    """Only bonus cells of source/ that passed earn extra credit; graders' own (on answers
+    a person scores) is kept."""
     source = SOURCE / assignment / f"{name}.ipynb"
     extra = bonus.bonus_points(source) if source.exists() else {}
     passed = {cells.grade_id(c): cells.passed(c) for c in nb.cells if cells.is_grade(c)}
     with open_gradebook(db) as gb:
         submitted = gb.find_submission_notebook(name, assignment, student)
+        answers = {cell.name for cell in submitted.notebook.solution_cells}
         for grade in submitted.grades:
-            if grade.cell.name in extra:
-                grade.extra_credit = extra[grade.cell.name] if passed.get(grade.cell.name) else 0.0
-            elif not _is_answer(gb, grade):
+            if grade.name in extra:
+                grade.extra_credit = extra[grade.name] if passed.get(grade.name) else 0.0
+            elif grade.name not in answers:
                 grade.extra_credit = 0.0
         submitted.flagged = flagged
         gb.db.commit()
-
-
-def _is_answer(gb, grade) -> bool:
-    """A grade cell that is also an answer cell is scored by a person (manual extra credit kept)."""
-    from nbgrader.api import MissingEntry
-
-    try:
-        gb.find_solution_cell(grade.cell.name, grade.cell.notebook.name, grade.cell.notebook.assignment.name)
-        return True
-    except MissingEntry:
-        return False
 
 
 def accept(result_json: str, job: Job) -> Outcome:

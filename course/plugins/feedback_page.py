@@ -11,11 +11,14 @@ MathML here, which browsers draw natively.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 from jinja2 import pass_context
 from latex2mathml.converter import convert as latex_to_mathml
-from nbconvert.exporters import HTMLExporter
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets.config import Config
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
@@ -43,6 +46,13 @@ class MathMLRenderer(IPythonRenderer):
         return mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", "block")
 
 
+# nbconvert's HTMLExporter parses the finished page with BeautifulSoup to give images an alt
+# text and inputs and outputs a tab stop (a third of a page's time); on the course's own
+# template the same is two substitutions.
+_IMG_WITHOUT_ALT = re.compile(r"<img (?![^>]*\balt=)")
+_FOCUSABLE = re.compile(r'<div class="(jp-Cell-inputWrapper|jp-OutputArea-output)([^"]*)"(?![^>]*tabindex)')
+
+
 class FeedbackExporter(HTMLExporter):
     def __init__(self, config=None, **kwargs):
         # GenerateFeedback configures HTMLExporter (our parent class) with nbgrader's own
@@ -52,6 +62,19 @@ class FeedbackExporter(HTMLExporter):
         config.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES)]
         config.FeedbackExporter.exclude_anchor_links = True
         super().__init__(config=config, **kwargs)
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        """HTMLExporter's conversion without its BeautifulSoup pass (see _FOCUSABLE)."""
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        self.register_filter("highlight_code",
+                             self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type",
+                             WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        html = _IMG_WITHOUT_ALT.sub('<img alt="No description has been provided for this image" ', html)
+        return _FOCUSABLE.sub(r'<div class="\1\2" tabindex="0"', html), resources
 
     @pass_context
     def markdown2html(self, context, source):
