@@ -102,9 +102,9 @@ def submissions(db: Path = GRADEBOOK) -> list[Score]:
     """Every graded submission in the gradebook, sorted by assignment and student."""
     if not Path(db).exists():
         return []
-    with open_gradebook(db) as gb:
-        keys = sorted((a.name, s.student_id) for a in gb.assignments for s in a.submissions)
-    return [score for a, s in keys if (score := read(a, s, db)) is not None]
+    with open_gradebook(db) as gb:  # one session for the whole class
+        found = [_score(s, a.name, s.student_id) for a in gb.assignments for s in a.submissions]
+    return sorted(found, key=lambda score: (score.assignment, score.student))
 
 
 def cell_scores(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[str, tuple[float, float]]:

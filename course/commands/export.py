@@ -36,11 +36,12 @@ def grade_rows(scores: list[Score]) -> list[dict[str, object]]:
     } for s in scores]
 
 
-def write_grades(path: Path = GRADES_CSV, db: Path = GRADEBOOK) -> Path:
+def write_grades(path: Path = GRADES_CSV, db: Path = GRADEBOOK, scores: list[Score] | None = None) -> Path:
+    """grades.csv from the gradebook (or from ``scores``, if the caller has read them already)."""
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, GRADE_COLUMNS)
         writer.writeheader()
-        writer.writerows(grade_rows(submissions(db)))
+        writer.writerows(grade_rows(submissions(db) if scores is None else scores))
     return path
 
 

@@ -24,7 +24,6 @@ from dataclasses import replace
 from ..config import FEEDBACK, GRADES_CSV, LAYOUT, ROOT, CourseError, check_assignment
 from ..engine import plan, pool, sandbox
 from ..engine.jobs import Job, Outcome, Status
-from ..engine.worker import UNSAFE_NOTE
 
 
 def refuse_without_sandbox(unsafe: bool) -> None:
@@ -134,12 +133,14 @@ def run(names: list[str], only: list[str] | None, force: bool, workers: int | No
 
 def report(names: list[str], outcomes: list[Outcome], unsafe: bool = False) -> None:
     """The score table, the summary, the flagged submissions, and grades.csv."""
+    from ..gradebook import submissions
     from .export import write_grades
     from .scores import table
 
     everyone = sorted({s for n in names for s in plan.students(n)})
+    scores = submissions()  # read once, for the table and grades.csv
     print()
-    print(table(names, everyone, outcomes))
+    print(table(names, everyone, outcomes, scores))
     if outcomes:
         print()
         print(pool.summary(outcomes))
@@ -150,8 +151,10 @@ def report(names: list[str], outcomes: list[Outcome], unsafe: bool = False) -> N
             print(f"  {o.student}/{o.assignment}: {'; '.join(o.flags)}")
     if any(o.ok for o in outcomes):
         if any(o.ok and o.status is not Status.UP_TO_DATE for o in outcomes) or not GRADES_CSV.exists():
-            write_grades()
+            write_grades(scores=scores)
         print(f"\nfeedback (HTML): {FEEDBACK.relative_to(ROOT)}/<student>/<assignment>/")
         print(f"grades (CSV):    {GRADES_CSV.relative_to(ROOT)}")
     if unsafe:
+        from ..engine.worker import UNSAFE_NOTE
+
         print(f"\n{UNSAFE_NOTE}")

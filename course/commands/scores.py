@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.jobs import Outcome
-from ..gradebook import Score, Written, read
+from ..gradebook import Score, Written, submissions
 
 
 def _cell(score: Score | None, outcome: Outcome | None) -> str:
@@ -23,13 +23,16 @@ def _cell(score: Score | None, outcome: Outcome | None) -> str:
     return text
 
 
-def table(assignments: list[str], students: list[str], outcomes: list[Outcome] = ()) -> str:
+def table(assignments: list[str], students: list[str], outcomes: list[Outcome] = (),
+          scores: list[Score] | None = None) -> str:
     """One row per student, one column per assignment: autograded points, then manual points
-    (``+?/4`` while a person has yet to grade 4 points of written answers), then extra credit."""
+    (``+?/4`` while a person has yet to grade 4 points of written answers), then extra credit.
+    ``scores``: the gradebook's, if the caller has read them already."""
     by_key = {(o.student, o.assignment): o for o in outcomes}
+    recorded = {(s.student, s.assignment): s for s in (submissions() if scores is None else scores)}
     header = ["student", *assignments]
     rows = [
-        [s, *(_cell(read(a, s), by_key.get((s, a))) for a in assignments)]
+        [s, *(_cell(recorded.get((s, a)), by_key.get((s, a))) for a in assignments)]
         for s in students
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

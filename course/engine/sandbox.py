@@ -202,7 +202,8 @@ def problem() -> str | None:
     with tempfile.TemporaryDirectory(prefix="sandbox-check-") as scratch, sandbox_uid() as uid:
         if uid is not None:
             os.chown(scratch, uid, uid)
-        probe = command([sys.executable, "-c", "pass"], Path(scratch), {}, Limits(), {"PATH": "/usr/bin:/bin"}, uid)
+        probe = command([sys.executable, "-I", "-S", "-c", "pass"], Path(scratch), {}, Limits(), {"PATH": "/usr/bin:/bin"},
+                        uid)
         try:
             proc = subprocess.run(probe, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
