@@ -201,3 +201,14 @@ def test_validate_passes_every_correct_samples_student_side_notebook(graded):
                                   timeout=600)
             assert "Success! Your notebook passes all the tests." in proc.stdout, (
                 f"{student}/{notebook.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+
+
+def test_the_graded_run_is_an_autograding_run_for_the_notebook(graded):
+    """The kernel sees NBGRADER_EXECUTION, as under nbgrader: the hand-in cell (which would run
+    the notebook again) does nothing, and progress bars stay off."""
+    from course.plugins.colab import MARKER
+
+    notebook = next((graded.root / "autograded" / "correct" / graded.assignment).glob("*.ipynb"))
+    nb = nbformat.read(notebook, as_version=4)
+    hand_in = [c for c in nb.cells if c.cell_type == "code" and MARKER in c.metadata and "hand_in" in c.source]
+    assert hand_in and all(c.outputs == [] for c in hand_in)

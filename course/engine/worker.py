@@ -87,7 +87,9 @@ def _environment(home: Path, work: Path) -> dict[str, str]:
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime",
-           "IPYTHONDIR": f"{home}/ipython", "JUPYTER_PLATFORM_DIRS": "1"}
+           "IPYTHONDIR": f"{home}/ipython", "JUPYTER_PLATFORM_DIRS": "1",
+           # As nbgrader's autograding: notebooks skip their hand-in cell and progress bars.
+           "NBGRADER_EXECUTION": "autograde"}
     env.update({k: os.environ[k] for k in PASSED_ON if k in os.environ})
     return env
 
