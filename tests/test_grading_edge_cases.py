@@ -138,7 +138,7 @@ def test_a_crashing_kernel_keeps_the_scores_before_it_and_does_not_stop_the_othe
 
 def test_a_loop_that_ignores_the_interrupt_keeps_the_scores_before_it(mini):
     """Past the cell timeout the kernel is interrupted; a cell that swallows the interrupt
-    made nbclient give up on the whole notebook (every score zero) before course/execute.py."""
+    made nbclient give up on the whole notebook (every score zero) before course/engine/execute.py."""
     root, output, _ = mini
     line = next(l for l in output.splitlines() if l.strip().startswith("stubborn"))
     assert "cell 'helper' ran past the cell timeout and ignored the interrupt" in line, line

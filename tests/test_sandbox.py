@@ -358,6 +358,6 @@ def test_grading_refuses_without_a_sandbox_unless_unsafe(monkeypatch):
 @needs_bwrap
 def test_sandbox_tmp_is_private_and_writable(tmp_path):
     # Python's tempfile falls back to the working folder when /tmp is not writable, and
-    # ipykernel names cells after that folder: it must be /tmp (course/guards.py relies on it).
+    # ipykernel names cells after that folder: it must be /tmp (course/engine/guards.py relies on it).
     proc = run_inside(tmp_path, "import tempfile; print(tempfile.gettempdir())")
     assert proc.stdout.strip() == "/tmp", proc.stdout + proc.stderr
