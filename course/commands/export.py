@@ -1,6 +1,6 @@
 """Grades out of the gradebook: the course's grades.csv and a learning platform's import file.
 
-Both come from the same reading of the gradebook (scores.read), one row per submission:
+Both come from the same reading of the gradebook (course/gradebook.py), one row per submission:
 
 * ``grades.csv`` keeps the kinds of points apart, so a sum never mixes them by accident:
   autograded points, bonus (extra credit), written answers (graded by a person, or
