@@ -17,21 +17,29 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .strategies import FirstLayer, Problem, Strategy, WholeModel, activations_per_sample
+from .strategies import FirstLayer, Problem, Strategy, WholeModel, profile
 from .tracing import first_layer_split
 
 STRATEGIES = ("auto", "first_layer", "vmap", "loop")
 
 # Samples per slice. On a CPU 256 beat both 64 and all 3,200 at once (cache), for every strategy.
 CPU_SLICE, GPU_SLICE = 256, 4096
-# Bytes of activations per batched pass on a CPU (G points x a slice): about what the caches
-# hold; more points per pass than that were slower per point (measured on the MLPs).
+# Bytes per batched pass on a CPU (G points x (their parameters + a slice's activations)): about
+# what the caches hold; more points per pass than that were slower per point (measured on the MLPs).
 CPU_WORKING_SET = 8 << 20
+# At most this many points per pass on a CPU: 40 were within 10 % of 16-20 per point for the MLPs,
+# and every point more makes each pass's copies of the parameters (and the trial) larger.
+CPU_MAX_POINTS = 32
 # Bytes the first-layer outputs z0, z1, z2 of all the data may occupy on a CPU.
 CPU_CACHE_BUDGET = 256 << 20
 # The trial: timed rounds after one warm-up round, and the share of the grid's work it may take.
 TRIAL_ROUNDS = 2
 TRIAL_SHARE = 0.03
+# Another strategy replaces the loop only if it takes under this share of the loop's time per
+# point: the trial's slice is small and warm in the caches, which flatters strategies that read
+# more memory per sample (the first-layer outputs of a CNN: chosen by a trial that saw it 5 %
+# ahead, it was 15 % behind over all the data); where batching pays, it pays 1.5-10x.
+LOOP_MARGIN = 0.9
 
 
 def _budgets(device: torch.device, memory_budget: int | None) -> tuple[int, int]:
@@ -49,14 +57,17 @@ def candidates(problem: Problem, strategy: str, n_points: int, points_per_pass: 
 
     ``points_per_pass`` / ``slice_size`` / ``memory_budget`` override the automatic sizes: the
     slice is ``CPU_SLICE`` / ``GPU_SLICE`` samples, and the batched strategies take as many points
-    per pass as keep the activations within the budget.
+    per pass as keep their parameters and a slice's activations within the budget.
     """
     device, sample = problem.device, problem.X[: min(len(problem.X), 2)]
     on_cpu = device.type == "cpu"
     working_set, cache_budget = _budgets(device, memory_budget)
     slice_size = max(1, min(slice_size or (CPU_SLICE if on_cpu else GPU_SLICE), len(problem.X)))
-    per_point = slice_size * activations_per_sample(problem.net, sample) * problem.X.element_size()
-    batched = min(n_points, points_per_pass or max(1, working_set // per_point))
+    activations, outputs = profile(problem.net, sample)
+    parameters = sum(p.numel() for p in problem.params.values())
+    per_point = (parameters + slice_size * activations) * problem.X.element_size()
+    most = n_points if not on_cpu or memory_budget else min(n_points, CPU_MAX_POINTS)
+    batched = points_per_pass or min(most, max(1, working_set // per_point))
 
     found = []
     if strategy in ("auto", "first_layer"):
@@ -65,13 +76,17 @@ def candidates(problem: Problem, strategy: str, n_points: int, points_per_pass: 
             raise ValueError("strategy='first_layer' needs a model whose first parametrised layer is a "
                              "Linear/Conv applied to the input, traceable by torch.fx; use 'auto'")
         if split is not None:
-            found.append(FirstLayer(problem, split, batched, slice_size, cache_budget=cache_budget,
+            found.append(FirstLayer(problem, split, batched, slice_size, outputs, cache_budget=cache_budget,
                                     fast_pooling=on_cpu))
     # vmap over one point is the loop: "auto" tries it only where a pass holds several points.
     if strategy == "vmap" or (strategy == "auto" and batched > 1):
-        found.append(WholeModel(problem, "vmap", batched, slice_size, fast_pooling=on_cpu))
+        found.append(WholeModel(problem, "vmap", batched, slice_size, outputs, fast_pooling=on_cpu))
     if strategy in ("auto", "loop"):
-        found.append(WholeModel(problem, "loop", 1, slice_size, channels_last=on_cpu, fast_pooling=on_cpu))
+        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, fast_pooling=on_cpu))
+    # Channels-last convolutions were faster on a CPU for the GarmentClassifier, slower for a
+    # residual CNN with BatchNorm: "auto" tries both.
+    if strategy == "auto" and on_cpu and problem.X.dim() == 4:
+        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, channels_last=True, fast_pooling=True))
     return found
 
 
@@ -94,29 +109,35 @@ def trial_samples(found: Sequence[Strategy], n_points: int, n_samples: int) -> i
 def fastest(found: Sequence[Strategy], coefs: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
             timer: Callable[[], float] = time.perf_counter) -> tuple[Strategy, dict[str, float]]:
     """The candidate with the least time per grid point on the slice ``x, y``, and every
-    candidate's seconds per point there.
+    candidate's seconds per point there (by its ``label``).
 
     Each candidate evaluates its first ``points_per_pass`` rows of ``coefs`` (the grid's own
     points) once to warm up, then ``TRIAL_ROUNDS`` times, in alternating order; its time is the
-    minimum of those rounds (the least disturbed by other work on the machine). A candidate
-    that fails (an operation vmap does not support, say) is dropped; if all fail, the last
-    error is raised.
+    minimum of those rounds (the least disturbed by other work on the machine). Another strategy
+    wins over the loop only by a margin (``LOOP_MARGIN``). A candidate that fails (an operation
+    vmap does not support, say) is dropped; if all fail, the last error is raised.
     """
-    alive, costs, error = list(found), {s.name: math.inf for s in found}, None
+    alive, costs, error = list(found), {s: math.inf for s in found}, None
+    pieces = {s: s.pieces(x, y) for s in found}  # outside the clock, as all_pieces() is
     for round_ in range(TRIAL_ROUNDS + 1):
         for strategy in list(alive if round_ % 2 == 0 else reversed(alive)):
             points = coefs[: strategy.points_per_pass]
             start = timer()
             try:
-                strategy.losses(strategy.prepare(points), x, y)
+                strategy.run(points, pieces[strategy])
                 _synchronize(x.device)
             except Exception as exc:  # a strategy this model does not support is not a candidate
                 alive.remove(strategy)
-                costs.pop(strategy.name)
+                costs.pop(strategy)
                 error = exc
                 continue
             if round_ > 0:
-                costs[strategy.name] = min(costs[strategy.name], (timer() - start) / len(points))
+                costs[strategy] = min(costs[strategy], (timer() - start) / len(points))
     if not alive:
         raise error
-    return min(alive, key=lambda s: costs[s.name]), costs
+    best = min(alive, key=costs.get)
+    loops = [s for s in alive if s.name == "loop"]
+    if loops and best.name != "loop":
+        loop = min(loops, key=costs.get)
+        best = best if costs[best] < LOOP_MARGIN * costs[loop] else loop
+    return best, {s.label: cost for s, cost in costs.items()}

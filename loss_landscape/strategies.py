@@ -1,4 +1,4 @@
-"""The ways to evaluate grid points: each computes the loss of G points on a slice of the data.
+"""The ways to evaluate grid points: each gives the summed loss of G points over the data.
 
 * ``WholeModel`` ("loop" with one point per pass, "vmap" with several): the model through
   ``torch.func.functional_call`` with the moved parameters; several points per pass with
@@ -8,14 +8,16 @@
   and each point only runs the rest of the network (``tracing.first_layer_split`` proves the
   cut exact).
 
-``grid.py`` chooses among them by timing each on a slice (``choice.py``); nothing here guesses
-which is faster.
+Every strategy swaps the parameters in once per pass for many slices of the data (measured:
+``functional_call`` once per slice of 256 cost an MLP's loop 10-25 % against writing the
+weights into a copy of the model). ``choice.py`` picks among them by timing each on a slice;
+nothing here guesses which is faster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -24,6 +26,9 @@ from torch.overrides import TorchFunctionMode
 
 from .directions import Direction
 from .tracing import FirstLayerSplit, fast_pooling, traced_with_fast_pooling
+
+# Bytes of model outputs one call may hold for all its slices (G points x samples x outputs).
+OUTPUT_BUDGET = 32 << 20
 
 
 @dataclass
@@ -38,6 +43,13 @@ class Problem:
     Y: torch.Tensor
     loss_fn: Callable                # the mean loss of a batch
     acc: torch.dtype                 # what losses are summed in
+    fast_cross_entropy: bool = field(init=False)
+
+    def __post_init__(self):
+        # Checked once for all targets: plain cross-entropy over class indices, none ignored.
+        Y, ignored = self.Y, getattr(self.loss_fn, "ignore_index", -100)
+        self.fast_cross_entropy = (_is_plain_cross_entropy(self.loss_fn) and Y.dim() == 1
+                                   and not Y.is_floating_point() and not bool((Y == ignored).any()))
 
     @property
     def device(self) -> torch.device:
@@ -66,14 +78,13 @@ class Problem:
         """(G,): the mean loss of each of G points' outputs ``outs`` (G, n, ...) on targets ``y``.
 
         Plain cross-entropy over class indices is computed for all G points at once as
-        ``logsumexp(logits) - logit[target]`` (the same formula; measured 7x faster on a CPU than
-        ``log_softmax`` over 10 classes, which dominated the MLP grids); any other loss is
-        called once per point.
+        ``logsumexp(logits) - logit[target]`` (the same formula; measured 4x faster on a CPU than
+        ``cross_entropy``, under vmap or in a loop over the points, and faster for one point
+        too); any other loss is called once per point.
         """
-        if (_is_plain_cross_entropy(self.loss_fn) and outs.dim() == 3 and y.dim() == 1
-                and not y.is_floating_point() and not bool((y == getattr(self.loss_fn, "ignore_index", -100)).any())):
+        if self.fast_cross_entropy and outs.dim() == 3:
             picked = outs.gather(2, y.view(1, -1, 1).expand(outs.shape[0], -1, 1))[..., 0]
-            return (outs.logsumexp(2) - picked).mean(1).to(self.acc)
+            return (outs.logsumexp(2) - picked).to(self.acc).mean(1)  # the sum over samples in acc
         return torch.stack([self.loss_fn(out, y).detach().to(self.acc).reshape(()) for out in outs])
 
 
@@ -101,45 +112,104 @@ class _CountActivations(TorchFunctionMode):
         return out
 
 
-def activations_per_sample(net: nn.Module, sample: torch.Tensor) -> int:
-    """Elements of all intermediate tensors of one forward pass, per sample: what one more sample
-    (or one more grid point under vmap) costs in memory."""
+def profile(net: nn.Module, sample: torch.Tensor) -> tuple[int, int]:
+    """(elements of all intermediate tensors, elements of the output), per sample, from one
+    forward pass: what one more sample (or one more grid point under vmap) costs in memory."""
     counter = _CountActivations()
     with torch.no_grad(), counter:
-        net(sample)
-    return max(1, counter.elements // len(sample))
+        out = net(sample)
+    n = len(sample)
+    return max(1, counter.elements // n), max(1, out.numel() // n if isinstance(out, torch.Tensor) else 1)
+
+
+class _Outputs(nn.Module):
+    """The model's outputs on several pieces of data, for the parameters ``functional_call``
+    gives it: one call, one swap of the parameters, however many slices.
+
+    A piece is ``(x, y)``, or ``(x, y, Z, shape)`` for a model that continues from the first
+    layer's output, which is then ``(mix @ Z).view(shape)`` with ``mix = [1, a, b]``.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pieces, mix: torch.Tensor | None = None) -> list[torch.Tensor]:
+        outs = []
+        for x, _, *first in pieces:
+            if first:
+                Z, shape = first
+                outs.append(self.model(x, (mix.to(Z.dtype) @ Z).view(shape)))
+            else:
+                outs.append(self.model(x))
+        return outs
 
 
 class Strategy:
-    """Evaluates ``points_per_pass`` grid points at a time, over slices of ``slice_size`` samples.
+    """Evaluates ``points_per_pass`` grid points per pass over the data, in slices of
+    ``slice_size`` samples.
 
-    ``prepare(coefs)`` does the work of a pass that does not depend on the data (moving the
-    parameters), ``losses(prepared, x, y)`` the (G,) mean losses on one slice; ``totals(coefs)``
-    sums them over all the data, weighted by the slices' sizes.
+    ``pieces(x, y)`` cuts data into what a pass reads (once for all the data, once for the
+    trial's slice); ``run(coefs, pieces)`` gives the (G,) sums of the loss over the pieces at
+    the G points ``coefs``; ``totals(coefs)`` does that over all the data.
     """
 
     name = ""
 
-    def __init__(self, problem: Problem, points_per_pass: int, slice_size: int):
+    def __init__(self, problem: Problem, points_per_pass: int, slice_size: int, model: nn.Module,
+                 outputs_per_sample: int):
         self.problem, self.points_per_pass = problem, max(1, points_per_pass)
         self.slice_size = max(1, min(slice_size, len(problem.X)))
+        self.outputs = _Outputs(model)
+        self.names = [n for n, _ in model.named_parameters()]
+        self.buffers = {"model." + n: b for n, b in model.named_buffers()}
+        per_sample = self.points_per_pass * outputs_per_sample * problem.X.element_size()
+        self.group = max(1, OUTPUT_BUDGET // (per_sample * self.slice_size))  # slices per call
+        self._all: list | None = None
 
-    def slices(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        X, Y, s = self.problem.X, self.problem.Y, self.slice_size
-        return [(X[i:i + s], Y[i:i + s]) for i in range(0, len(X), s)]
+    def pieces(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple]:
+        s = self.slice_size
+        return [(self.layout(x[i:i + s]), y[i:i + s]) for i in range(0, len(x), s)]
 
-    def prepare(self, coefs: torch.Tensor):
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory layout this strategy computes with."""
+        return x
+
+    def all_pieces(self) -> list[tuple]:
+        """All the data's pieces, made once (every pass reads them all)."""
+        if self._all is None:
+            self._all = self.pieces(self.problem.X, self.problem.Y)
+        return self._all
+
+    def call(self, params: dict[str, torch.Tensor], pieces: list[tuple], coefs: torch.Tensor) -> list[torch.Tensor]:
+        """The (G, n, ...) outputs on each piece at the points ``coefs`` (parameters ``params``)."""
         raise NotImplementedError
 
-    def losses(self, prepared, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def run(self, coefs: torch.Tensor, pieces: list[tuple], channels_last: bool = False) -> torch.Tensor:
+        moved = self.problem.moved(coefs, self.names, channels_last)
+        params = {"model." + n: t for n, t in moved.items()}
+        totals = torch.zeros(len(coefs), dtype=self.problem.acc, device=self.problem.device)
+        for start in range(0, len(pieces), self.group):
+            group = pieces[start:start + self.group]
+            outs = self.call(params, group, coefs)
+            if self.problem.fast_cross_entropy:  # a mean over samples: one call for the whole group
+                y = torch.cat([piece[1] for piece in group])
+                totals += self.problem.losses(torch.cat(outs, 1), y) * len(y)
+            else:  # any other loss sees the slices as batches
+                for out, (_, y, *_) in zip(outs, group):
+                    totals += self.problem.losses(out, y) * len(y)
+        return totals
 
     def totals(self, coefs: torch.Tensor) -> torch.Tensor:
-        prepared = self.prepare(coefs)
-        return sum(self.losses(prepared, x, y) * len(y) for x, y in self.slices())
+        return self.run(coefs, self.all_pieces())
+
+    @property
+    def label(self) -> str:
+        """The name, told apart from the same strategy in another set-up."""
+        return self.name
 
     def __repr__(self) -> str:
-        return f"{self.name}(points_per_pass={self.points_per_pass}, slice_size={self.slice_size})"
+        return f"{self.label}(points_per_pass={self.points_per_pass}, slice_size={self.slice_size})"
 
 
 class WholeModel(Strategy):
@@ -149,52 +219,47 @@ class WholeModel(Strategy):
     ``fast_pooling``: plain 2x2 max-pooling as four strided maxima, in a checked trace of the model.
     """
 
-    def __init__(self, problem: Problem, name: str, points_per_pass: int, slice_size: int, *,
-                 channels_last: bool = False, fast_pooling: bool = False):
-        super().__init__(problem, points_per_pass if name == "vmap" else 1, slice_size)
+    def __init__(self, problem: Problem, name: str, points_per_pass: int, slice_size: int,
+                 outputs_per_sample: int, *, channels_last: bool = False, fast_pooling: bool = False):
+        traced = traced_with_fast_pooling(problem.net, problem.X[:2]) if fast_pooling else None
+        G = points_per_pass if name == "vmap" else 1
+        super().__init__(problem, G, slice_size, traced or problem.net, outputs_per_sample)
         self.name = name
         self.channels_last = channels_last and self.points_per_pass == 1 and problem.X.dim() == 4
-        traced = traced_with_fast_pooling(problem.net, problem.X[:2]) if fast_pooling else None
-        self.model = traced or problem.net
-        self.names = [n for n, _ in self.model.named_parameters()]
-        self.buffers = dict(self.model.named_buffers())
 
-    def slices(self):
-        if not self.channels_last:
-            return super().slices()
-        return [(x.contiguous(memory_format=torch.channels_last), y) for x, y in super().slices()]
+    @property
+    def label(self) -> str:
+        return self.name + (" channels_last" if self.channels_last else "")
 
-    def _call(self, params, x):
-        return functional_call(self.model, {**params, **self.buffers}, (x,))
+    def layout(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def prepare(self, coefs):
-        return self.problem.moved(coefs, self.names, self.channels_last), len(coefs)
+    def run(self, coefs, pieces):
+        return super().run(coefs, pieces, self.channels_last)
 
-    def losses(self, prepared, x, y):
-        params, n_points = prepared
-        if n_points == 1:
-            outs = self._call(params, x)[None]
-        else:
-            outs = vmap(self._call, in_dims=(0, None))(params, x)
-        return self.problem.losses(outs, y)
+    def call(self, params, pieces, coefs):
+        def outputs(p):
+            return functional_call(self.outputs, {**p, **self.buffers}, (pieces,))
+
+        if len(coefs) == 1:
+            return [out[None] for out in outputs(params)]
+        return vmap(outputs)(params)
 
 
 class FirstLayer(Strategy):
     """Grid points from the first layer's linearity (see the module docstring).
 
-    ``cache_budget``: bytes that z0, z1, z2 of all slices may take; within it they are computed
-    once per slice, else again for every pass.
+    ``cache_budget``: bytes that z0, z1, z2 of all the data may take; within it they are
+    computed once, else again for every pass.
     """
 
     name = "first_layer"
 
-    def __init__(self, problem: Problem, split: FirstLayerSplit, points_per_pass: int, slice_size: int, *,
-                 cache_budget: int, fast_pooling: bool = False):
-        super().__init__(problem, points_per_pass, slice_size)
+    def __init__(self, problem: Problem, split: FirstLayerSplit, points_per_pass: int, slice_size: int,
+                 outputs_per_sample: int, *, cache_budget: int, fast_pooling: bool = False):
+        rest = (fast_pooling and _fast_rest(split)) or split.rest
+        super().__init__(problem, points_per_pass, slice_size, rest, outputs_per_sample)
         self.split = split
-        self.rest = (fast_pooling and _fast_rest(split)) or split.rest
-        self.names = [n for n, _ in self.rest.named_parameters()]
-        self.cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Size]] = {}
         z0 = self._first_outputs(problem.X[:1])[0]
         self.keep = 3 * len(problem.X) * z0.shape[1] * z0.element_size() <= cache_budget
 
@@ -210,28 +275,22 @@ class FirstLayer(Strategy):
             outs.append(self.split.apply(u, d.get(name + ".weight", torch.zeros_like(W)), db))
         return torch.stack(outs).reshape(3, -1), outs[0].shape
 
-    def _cached(self, x: torch.Tensor):
-        key = (x.data_ptr(), len(x))
-        if key in self.cache:
-            return self.cache[key]
-        value = self._first_outputs(x)
+    def pieces(self, x, y):
+        return [(x, y, *self._first_outputs(x)) for x, y in super().pieces(x, y)]
+
+    def all_pieces(self):
         if self.keep:
-            self.cache[key] = value
-        return value
+            return super().all_pieces()
+        return self.pieces(self.problem.X, self.problem.Y)  # z0, z1, z2 too large to keep
 
-    def prepare(self, coefs):
-        return self.problem.moved(coefs, self.names), coefs
+    def call(self, params, pieces, coefs):
+        def outputs(p, mix):
+            return functional_call(self.outputs, {**p, **self.buffers}, (pieces, mix))
 
-    def losses(self, prepared, x, y):
-        params, coefs = prepared
-        Z, shape = self._cached(x)
-        mix = torch.cat([torch.ones_like(coefs[:, :1]), coefs], 1).to(Z.dtype)  # (G, 3)
-        zg = (mix @ Z).view(len(coefs), *shape)                                    # (G, n, ...)
+        mix = torch.cat([torch.ones_like(coefs[:, :1]), coefs], 1)  # (G, 3): [1, a, b] per point
         if len(coefs) == 1:
-            outs = functional_call(self.rest, params, (x, zg[0]))[None]
-        else:
-            outs = vmap(lambda p, z: functional_call(self.rest, p, (x, z)))(params, zg)
-        return self.problem.losses(outs, y)
+            return [out[None] for out in outputs(params, mix[0])]
+        return vmap(outputs)(params, mix)
 
 
 def _fast_rest(split: FirstLayerSplit):
