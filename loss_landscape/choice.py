@@ -1,7 +1,7 @@
 """Which strategy evaluates a grid: the candidates, each timed on a slice, the fastest kept.
 
 No rule of thumb can say in advance whether batching grid points pays: it did for small MLPs
-and cost 4x on a small CNN with BatchNorm whose multiply-adds looked just as small. So
+(2-3x) and cost 2-6x on a small CNN with BatchNorm whose multiply-adds looked just as small. So
 ``strategy="auto"`` times every candidate that applies (the first-layer shortcut where a trace
 proves it exact, ``vmap`` over several points, the one-point loop) on the grid's first points
 and a slice of the data, in interleaved rounds after a warm-up, and commits to the fastest per
@@ -22,7 +22,8 @@ from .tracing import first_layer_split
 
 STRATEGIES = ("auto", "first_layer", "vmap", "loop")
 
-# Samples per slice. On a CPU 256 beat both 64 and all 3,200 at once (cache), for every strategy.
+# Samples per slice. On a CPU 256 beat 64 and 1,024 (cache) for the CNNs and for the MLPs' batched
+# strategies.
 CPU_SLICE, GPU_SLICE = 256, 4096
 # Bytes per batched pass on a CPU (G points x (their parameters + a slice's activations)): about
 # what the caches hold; more points per pass than that were slower per point (measured on the MLPs).

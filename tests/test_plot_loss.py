@@ -703,3 +703,23 @@ def test_figures_take_arrays_too():
         plot_loss.plot_contour(z)
     with pytest.raises(ValueError, match="2-D"):
         plot_loss.plot_contour(x, y, x)
+
+
+def test_a_small_loss_keeps_its_digits_when_the_logits_are_large():
+    """Confident logits (about 1000): the loss is small, and float32 cannot afford to compute it
+    as the difference of two numbers near 1000 (logsumexp(logits) - logit[target])."""
+    torch.manual_seed(0)
+    net = nn.Linear(8, 3)
+    with torch.no_grad():
+        net.weight.mul_(0.1)
+        net.bias.copy_(torch.tensor([1000.0, 996.0, 993.0]))
+    X, Y = torch.randn(200, 8), torch.zeros(200, dtype=torch.long)
+    d1, d2 = _directions(net)
+    xs, ys = torch.linspace(-1, 1, 3, dtype=torch.float64), torch.linspace(-1, 1, 2, dtype=torch.float64)
+    truth = per_point_loop(net.double(), X.double(), Y, nn.CrossEntropyLoss(),
+                           {k: v.double() for k, v in d1.items()}, {k: v.double() for k, v in d2.items()}, xs, ys)
+    net.float()
+    for strategy in ("vmap", "loop"):
+        grid = get_loss_grid(net, (X, Y), nn.CrossEntropyLoss(), (d1, d2), (3, 2), 1.0, strategy=strategy,
+                             show_progress=False)
+        assert_close(grid.z.double(), truth, rtol=1e-5, atol=2e-7, msg=strategy)
