@@ -3,10 +3,11 @@
 No rule of thumb can say in advance whether batching grid points pays: it did for small MLPs
 (2-3x) and cost 2-6x on a small CNN with BatchNorm whose multiply-adds looked just as small. So
 ``strategy="auto"`` times every candidate that applies (the first-layer shortcut where a trace
-proves it exact, ``vmap`` over several points, the one-point loop) on the grid's first points
-and a slice of the data, in interleaved rounds after a warm-up, and commits to the fastest per
-point. The trial is a few percent of the grid at most; the loop is always a candidate, so the
-grid is never materially slower than the loop.
+proves it exact, ``vmap`` over several points, the one-point loop) in interleaved rounds after
+a warm-up, and commits to the fastest per point. A one-point candidate is timed on real grid
+points over all the data (kept: they cost nothing extra); a batched one on its first pass of
+points over a slice of the data, at most a few percent of the grid's work. The loop is always
+a candidate and wins ties, so the grid is never materially slower than the loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -98,42 +100,84 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def trial_clock(device: torch.device) -> Callable[[], float]:
+    """The clock the trial reads: on a CPU with one thread the time this process computed (on a
+    machine shared with other work, wall time also counts the time others held the CPU, which
+    flipped choices here), else wall time (other threads, an accelerator)."""
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
+
+
 def trial_samples(found: Sequence[Strategy], n_points: int, n_samples: int) -> int:
-    """Samples in the trial's slice: a full slice, unless that would take more than
-    ``TRIAL_SHARE`` of the grid's work (points x samples); never under 16 (timer resolution)."""
-    per_sample = (TRIAL_ROUNDS + 1) * sum(min(s.points_per_pass, n_points) for s in found)
-    share = math.floor(TRIAL_SHARE * n_points * n_samples / per_sample)
-    slice_size = max(s.slice_size for s in found)
-    return min(n_samples, max(16, min(slice_size, share)))
+    """Samples in the slice that the batched candidates are timed on: a full slice, unless that
+    would take more than ``TRIAL_SHARE`` of the grid's work (points x samples); never under 16."""
+    batched = sum(min(s.points_per_pass, n_points) for s in found if s.points_per_pass > 1)
+    if not batched:
+        return min(n_samples, max(s.slice_size for s in found))
+    share = math.floor(TRIAL_SHARE * n_points * n_samples / ((TRIAL_ROUNDS + 1) * batched))
+    return min(n_samples, max(16, min(max(s.slice_size for s in found), share)))
 
 
-def fastest(found: Sequence[Strategy], coefs: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-            timer: Callable[[], float] = time.perf_counter) -> tuple[Strategy, dict[str, float]]:
-    """The candidate with the least time per grid point on the slice ``x, y``, and every
-    candidate's seconds per point there (by its ``label``).
+@dataclass
+class Trial:
+    """What the trial measured: seconds per grid point over all the data (by label), and the
+    loss totals of the grid points it computed over all the data (by index), which are kept."""
 
-    Each candidate evaluates its first ``points_per_pass`` rows of ``coefs`` (the grid's own
-    points) once to warm up, then ``TRIAL_ROUNDS`` times, in alternating order; its time is the
-    minimum of those rounds (the least disturbed by other work on the machine). Another strategy
-    wins over the loop only by a margin (``LOOP_MARGIN``). A candidate that fails (an operation
-    vmap does not support, say) is dropped; if all fail, the last error is raised.
+    costs: dict[str, float] = field(default_factory=dict)
+    done: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+def _timed_pass(strategy: Strategy, coefs: torch.Tensor, trial: Trial, head: list, n_head: int,
+                timer: Callable[[], float]) -> float:
+    """Seconds per grid point over all the data, from one pass of ``strategy``.
+
+    One point per pass: the pass is a real grid point over all the data (its true cost, and
+    its total kept). Several: the pass covers the first ``points_per_pass`` points on the trial's
+    slice (``head``, ``n_head`` samples) and is scaled to all the data; its per-pass overhead is
+    then spread over one slice instead of all, which errs on the loop's side.
     """
-    alive, costs, error = list(found), {s: math.inf for s in found}, None
-    pieces = {s: s.pieces(x, y) for s in found}  # outside the clock, as all_pieces() is
+    problem = strategy.problem
+    start = timer()
+    if strategy.points_per_pass == 1:
+        index = next((i for i in range(len(coefs)) if i not in trial.done), 0)
+        total = strategy.totals(coefs[index:index + 1])
+        _synchronize(problem.device)
+        trial.done.setdefault(index, total)
+        return timer() - start
+    points = coefs[: strategy.points_per_pass]
+    strategy.run(points, head)
+    _synchronize(problem.device)
+    return (timer() - start) / len(points) * len(problem.X) / n_head
+
+
+def fastest(found: Sequence[Strategy], coefs: torch.Tensor, n_head: int,
+            timer: Callable[[], float] | None = None) -> tuple[Strategy, Trial]:
+    """The candidate with the least time per grid point, and the ``Trial`` (every candidate's
+    seconds per point, the grid points it computed).
+
+    Each candidate makes one pass to warm up, then ``TRIAL_ROUNDS`` timed passes, in alternating
+    order (see ``_timed_pass``); its time is the minimum of those rounds (the least disturbed by
+    other work on the machine). Another strategy wins over the loop only by a margin
+    (``LOOP_MARGIN``). A candidate that fails (an operation vmap does not support, say) is
+    dropped; if all fail, the last error is raised.
+    """
+    problem = found[0].problem
+    timer = timer or trial_clock(problem.device)
+    alive, trial, error = list(found), Trial(), None
+    costs = {s: math.inf for s in found}
+    heads = {s: s.pieces(problem.X[:n_head], problem.Y[:n_head]) for s in found if s.points_per_pass > 1}
     for round_ in range(TRIAL_ROUNDS + 1):
         for strategy in list(alive if round_ % 2 == 0 else reversed(alive)):
-            points = coefs[: strategy.points_per_pass]
-            start = timer()
             try:
-                strategy.run(points, pieces[strategy])
-                _synchronize(x.device)
+                seconds = _timed_pass(strategy, coefs, trial, heads.get(strategy), n_head, timer)
             except Exception as exc:  # a strategy this model does not support is not a candidate
                 alive.remove(strategy)
                 costs.pop(strategy)
                 error = exc
                 continue
             if round_ > 0:
-                costs[strategy] = min(costs[strategy], (timer() - start) / len(points))
+                costs[strategy] = min(costs[strategy], seconds)
     if not alive:
         raise error
     best = min(alive, key=costs.get)
@@ -141,4 +185,5 @@ def fastest(found: Sequence[Strategy], coefs: torch.Tensor, x: torch.Tensor, y: 
     if loops and best.name != "loop":
         loop = min(loops, key=costs.get)
         best = best if costs[best] < LOOP_MARGIN * costs[loop] else loop
-    return best, {s.label: cost for s, cost in costs.items()}
+    trial.costs = {s.label: cost for s, cost in costs.items()}
+    return best, trial

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .choice import STRATEGIES, candidates, fastest, trial_samples
+from .choice import STRATEGIES, Trial, candidates, fastest, trial_samples
 from .directions import BUFFER_NAMES, Direction, TrajectoryPCA
 from .strategies import Problem, Strategy
 
@@ -172,21 +172,25 @@ def _progress(items, desc):
     return progress(items, desc)
 
 
-def _chosen(found: list[Strategy], problem: Problem, coefs: torch.Tensor) -> Strategy:
-    """The only candidate, or the fastest on a trial slice (``choice.fastest``)."""
+def _chosen(found: list[Strategy], problem: Problem, coefs: torch.Tensor) -> tuple[Strategy, Trial]:
+    """The only candidate, or the fastest in a trial (``choice.fastest``)."""
     if len(found) == 1:
-        return found[0]
-    n = trial_samples(found, len(coefs), len(problem.X))
-    return fastest(found, coefs, problem.X[:n], problem.Y[:n])[0]
+        return found[0], Trial()
+    return fastest(found, coefs, trial_samples(found, len(coefs), len(problem.X)))
 
 
-def _evaluate(strategy: Strategy, coefs: torch.Tensor, show_progress: bool) -> torch.Tensor:
-    """(len(coefs),): the per-sample mean loss at every point, ``points_per_pass`` at a time."""
+def _evaluate(strategy: Strategy, coefs: torch.Tensor, done: dict[int, torch.Tensor],
+              show_progress: bool) -> torch.Tensor:
+    """(len(coefs),): the per-sample mean loss at every point, ``points_per_pass`` at a time;
+    the totals in ``done`` (points the trial computed) are taken as they are."""
     G, N = strategy.points_per_pass, len(strategy.problem.X)
     totals = torch.zeros(len(coefs), dtype=coefs.dtype, device=coefs.device)
-    starts = range(0, len(coefs), G)
-    for start in _progress(starts, "loss grid") if show_progress else starts:
-        totals[start:start + G] = strategy.totals(coefs[start:start + G])
+    for index, total in done.items():
+        totals[index] = total[0]
+    todo = torch.tensor([i for i in range(len(coefs)) if i not in done], dtype=torch.long, device=coefs.device)
+    chunks = todo.split(G) if len(todo) else ()  # split() of nothing gives one empty chunk
+    for chunk in _progress(chunks, "loss grid") if show_progress else chunks:
+        totals[chunk] = strategy.totals(coefs[chunk])
     return totals / N
 
 
@@ -219,7 +223,7 @@ def get_loss_grid(net: nn.Module, data, loss_fn: Callable, directions, resolutio
     coefs = coefs.to(device=problem.device, dtype=problem.acc)
     with _evaluating(net):
         found = candidates(problem, strategy, len(coefs), points_per_pass, slice_size, memory_budget)
-        chosen = _chosen(found, problem, coefs)
-        z = _evaluate(chosen, coefs, show_progress).reshape(len(ys), len(xs)).cpu()
+        chosen, trial = _chosen(found, problem, coefs)
+        z = _evaluate(chosen, coefs, trial.done, show_progress).reshape(len(ys), len(xs)).cpu()
     return LossGrid(x=xs.float(), y=ys.float(), z=z.float(), strategy=chosen.name,
                     directions=_unwrap_directions(directions))

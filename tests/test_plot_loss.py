@@ -1,6 +1,7 @@
 """plot_loss: trajectory PCA, random directions, the loss grid against a plain per-point loop, figures."""
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import plotly.io as pio
@@ -582,12 +583,13 @@ class FakeClock:
 
 
 class Timed:
-    """A stand-in strategy whose passes take ``per_point`` seconds per point on the fake clock
+    """A stand-in strategy that costs ``per_point`` fake seconds per grid point over all the data
     (its first pass also ``warm_up`` more); ``fails`` makes every pass raise."""
 
     def __init__(self, clock, name, points_per_pass, per_point, warm_up=0.0, fails=False):
         self.clock, self.name, self.label, self.points_per_pass, self.slice_size = clock, name, name, points_per_pass, 256
         self.per_point, self.warm_up, self.fails, self.passes = per_point, warm_up, fails, []
+        self.problem = SimpleNamespace(X=torch.zeros(1000, 3), Y=torch.zeros(1000), device=torch.device("cpu"))
 
     def pieces(self, x, y):
         return [(x, y)]
@@ -595,38 +597,45 @@ class Timed:
     def run(self, coefs, pieces):
         if self.fails:
             raise RuntimeError("Batching rule not implemented")
-        self.clock.now += self.per_point * len(coefs) + (self.warm_up if not self.passes else 0.0)
-        self.passes.append(len(coefs))
-        return torch.zeros(len(coefs))
+        samples = sum(len(x) for x, _ in pieces)
+        self.clock.now += self.per_point * len(coefs) * samples / 1000 + (self.warm_up if not self.passes else 0.0)
+        self.passes.append((len(coefs), samples))
+        return coefs[:, 0] * 1000                      # a total that tells the points apart
+
+    def totals(self, coefs):
+        return self.run(coefs, [(self.problem.X, self.problem.Y)])
 
 
 def test_auto_commits_to_the_strategy_with_the_least_time_per_point():
     clock = FakeClock()
-    coefs, x, y = torch.zeros(64, 2), torch.zeros(16, 3), torch.zeros(16)
+    coefs = torch.arange(64.0).repeat(2, 1).T                    # point i is (i, i)
     loop = Timed(clock, "loop", 1, per_point=1.0)
     vmap = Timed(clock, "vmap", 20, per_point=1.5, warm_up=100.0)       # a pass takes longest of all
     first = Timed(clock, "first_layer", 20, per_point=0.6, warm_up=500.0)  # the warm-up is not counted
-    chosen, costs = choice.fastest([first, vmap, loop], coefs, x, y, timer=clock)
+    chosen, trial = choice.fastest([first, vmap, loop], coefs, 100, timer=clock)
     assert chosen is first
-    assert costs == pytest.approx({"first_layer": 0.6, "vmap": 1.5, "loop": 1.0})
-    assert vmap.passes == [20] * (choice.TRIAL_ROUNDS + 1) and loop.passes == [1] * (choice.TRIAL_ROUNDS + 1)
+    assert trial.costs == pytest.approx({"first_layer": 0.6, "vmap": 1.5, "loop": 1.0})
+    rounds = choice.TRIAL_ROUNDS + 1
+    assert vmap.passes == [(20, 100)] * rounds                     # batched: one slice of the data
+    assert loop.passes == [(1, 1000)] * rounds                      # the loop: real points, all the data
+    assert {i: float(t) for i, t in trial.done.items()} == {i: 1000.0 * i for i in range(rounds)}
     # Only a clear lead replaces the loop (the trial's slice is small and warm in the caches).
     close = Timed(clock, "first_layer", 20, per_point=0.95)
-    assert choice.fastest([close, loop], coefs, x, y, timer=clock)[0] is loop
+    assert choice.fastest([close, loop], coefs, 100, timer=clock)[0] is loop
     # A vmap the model does not support is dropped, and the loop wins over a slower vmap.
     broken = Timed(clock, "first_layer", 20, per_point=0.1, fails=True)
-    assert choice.fastest([broken, vmap, loop], coefs, x, y, timer=clock)[0] is loop
+    assert choice.fastest([broken, vmap, loop], coefs, 100, timer=clock)[0] is loop
     with pytest.raises(RuntimeError, match="Batching rule"):
-        choice.fastest([broken], coefs, x, y, timer=clock)
+        choice.fastest([broken], coefs, 100, timer=clock)
 
 
 def test_the_trial_is_a_small_share_of_the_grid_and_the_loop_always_a_candidate():
     clock = FakeClock()
-    found = [Timed(clock, "first_layer", 40, 1.0), Timed(clock, "vmap", 40, 1.0), Timed(clock, "loop", 1, 1.0)]
+    found = [Timed(clock, "first_layer", 32, 1.0), Timed(clock, "vmap", 32, 1.0), Timed(clock, "loop", 1, 1.0)]
     for points, samples in ((400, 3200), (64, 3200), (12, 150)):
         n = choice.trial_samples(found, points, samples)
         assert n <= min(256, samples)
-        work = (choice.TRIAL_ROUNDS + 1) * sum(min(s.points_per_pass, points) for s in found) * n
+        work = (choice.TRIAL_ROUNDS + 1) * 2 * min(32, points) * n    # the batched passes' points x samples
         assert n == 16 or work <= choice.TRIAL_SHARE * points * samples, (points, samples, n)
     X, Y = _data(20)
     for make, _ in MODELS.values():
