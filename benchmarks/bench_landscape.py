@@ -258,7 +258,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resolution", type=int, help="points per axis for every model (default: the model's)")
     ap.add_argument("--samples", type=int, default=3200)
-    ap.add_argument("--rows", type=int, default=2, help="rows of the grid that (a), plain and the forced strategies compute")
+    ap.add_argument("--rows", type=int, default=2,
+                    help="rows of the grid that (a), plain and the forced strategies compute")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory column (halves the run)")
     ap.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child that measures memory

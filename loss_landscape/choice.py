@@ -74,22 +74,21 @@ def candidates(problem: Problem, strategy: str, n_points: int, points_per_pass: 
 
     found = []
     if strategy in ("auto", "first_layer"):
-        split = first_layer_split(problem.net, sample)
+        split = first_layer_split(problem.net, sample, fast=on_cpu)
         if split is None and strategy == "first_layer":
             raise ValueError("strategy='first_layer' needs a model whose first parametrised layer is a "
                              "Linear/Conv applied to the input, traceable by torch.fx; use 'auto'")
         if split is not None:
-            found.append(FirstLayer(problem, split, batched, slice_size, outputs, cache_budget=cache_budget,
-                                    fast_pooling=on_cpu))
+            found.append(FirstLayer(problem, split, batched, slice_size, outputs, cache_budget=cache_budget))
     # vmap over one point is the loop: "auto" tries it only where a pass holds several points.
     if strategy == "vmap" or (strategy == "auto" and batched > 1):
-        found.append(WholeModel(problem, "vmap", batched, slice_size, outputs, fast_pooling=on_cpu))
+        found.append(WholeModel(problem, "vmap", batched, slice_size, outputs, fast=on_cpu))
     if strategy in ("auto", "loop"):
-        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, fast_pooling=on_cpu))
+        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, fast=on_cpu))
     # Channels-last convolutions were faster on a CPU for the GarmentClassifier, slower for a
     # residual CNN with BatchNorm: "auto" tries both.
     if strategy == "auto" and on_cpu and problem.X.dim() == 4:
-        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, channels_last=True, fast_pooling=True))
+        found.append(WholeModel(problem, "loop", 1, slice_size, outputs, channels_last=True, fast=True))
     return found
 
 

@@ -25,7 +25,7 @@ from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 from .directions import Direction
-from .tracing import FirstLayerSplit, fast_pooling, traced_with_fast_pooling
+from .tracing import FirstLayerSplit, fast_trace
 
 # Bytes of model outputs one call may hold for all its slices (G points x samples x outputs).
 OUTPUT_BUDGET = 32 << 20
@@ -219,12 +219,13 @@ class WholeModel(Strategy):
     """The whole model per pass: "loop" (one point) or "vmap" (several, through ``torch.func.vmap``).
 
     ``channels_last``: the input and 4-D weights in channels-last layout (a one-point pass only).
-    ``fast_pooling``: plain 2x2 max-pooling as four strided maxima, in a checked trace of the model.
+    ``fast``: a checked trace of the model with faster pooling and folded BatchNorms
+    (``tracing.speed_up``), where one applies.
     """
 
     def __init__(self, problem: Problem, name: str, points_per_pass: int, slice_size: int,
-                 outputs_per_sample: int, *, channels_last: bool = False, fast_pooling: bool = False):
-        traced = traced_with_fast_pooling(problem.net, problem.X[:2]) if fast_pooling else None
+                 outputs_per_sample: int, *, channels_last: bool = False, fast: bool = False):
+        traced = fast_trace(problem.net, problem.X[:2]) if fast else None
         G = points_per_pass if name == "vmap" else 1
         super().__init__(problem, G, slice_size, traced or problem.net, outputs_per_sample)
         self.name = name
@@ -259,9 +260,8 @@ class FirstLayer(Strategy):
     name = "first_layer"
 
     def __init__(self, problem: Problem, split: FirstLayerSplit, points_per_pass: int, slice_size: int,
-                 outputs_per_sample: int, *, cache_budget: int, fast_pooling: bool = False):
-        rest = (fast_pooling and _fast_rest(split)) or split.rest
-        super().__init__(problem, points_per_pass, slice_size, rest, outputs_per_sample)
+                 outputs_per_sample: int, *, cache_budget: int):
+        super().__init__(problem, points_per_pass, slice_size, split.rest, outputs_per_sample)
         self.split = split
         z0 = self._first_outputs(problem.X[:1])[0]
         self.keep = 3 * len(problem.X) * z0.shape[1] * z0.element_size() <= cache_budget
@@ -294,9 +294,3 @@ class FirstLayer(Strategy):
         if len(coefs) == 1:
             return [out[None] for out in outputs(params, mix[0])]
         return vmap(outputs)(params, mix)
-
-
-def _fast_rest(split: FirstLayerSplit):
-    """The rest of a split model with fast pooling (unchecked: ``max_pool_2x2`` is bitwise the
-    same, and the rest has two inputs that no sample provides)."""
-    return fast_pooling(split.rest)

@@ -551,13 +551,13 @@ def test_fast_pooling_is_bitwise_max_pool_and_only_for_plain_2x2_pools():
                   nn.AvgPool2d(2)):
         assert not tracing.is_plain_2x2_pool(other)
     net = garment_classifier().eval()
-    fast = tracing.traced_with_fast_pooling(net, torch.randn(2, 1, 28, 28))
+    fast = tracing.fast_trace(net, torch.randn(2, 1, 28, 28))
     assert fast is not None and "max_pool_2x2" in fast.code
-    assert tracing.traced_with_fast_pooling(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
+    assert tracing.fast_trace(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
 
 
 def test_fast_pooling_also_replaces_functional_max_pool2d():
-    fast = tracing.traced_with_fast_pooling(SmallCNN().eval(), torch.randn(2, 1, 28, 28))
+    fast = tracing.fast_trace(SmallCNN().eval(), torch.randn(2, 1, 28, 28))
     targets = [n.target for n in fast.graph.nodes if n.op == "call_function"]
     assert targets.count(tracing.max_pool_2x2) == 2 and F.max_pool2d not in targets
 
@@ -569,7 +569,7 @@ def test_fast_pooling_also_replaces_functional_max_pool2d():
         def forward(self, x):
             return self.fc(F.max_pool2d(F.max_pool2d(x, 3), 2, stride=1).flatten(1)[:, :4])
 
-    assert tracing.traced_with_fast_pooling(Other().eval(), torch.randn(2, 1, 12, 12)) is None
+    assert tracing.fast_trace(Other().eval(), torch.randn(2, 1, 12, 12)) is None
 
 
 # ---- the choice of strategy ------------------------------------------------------------------
@@ -587,7 +587,8 @@ class Timed:
     (its first pass also ``warm_up`` more); ``fails`` makes every pass raise."""
 
     def __init__(self, clock, name, points_per_pass, per_point, warm_up=0.0, fails=False):
-        self.clock, self.name, self.label, self.points_per_pass, self.slice_size = clock, name, name, points_per_pass, 256
+        self.clock, self.name, self.label = clock, name, name
+        self.points_per_pass, self.slice_size = points_per_pass, 256
         self.per_point, self.warm_up, self.fails, self.passes = per_point, warm_up, fails, []
         self.problem = SimpleNamespace(X=torch.zeros(1000, 3), Y=torch.zeros(1000), device=torch.device("cpu"))
 
@@ -732,3 +733,30 @@ def test_a_small_loss_keeps_its_digits_when_the_logits_are_large():
         grid = get_loss_grid(net, (X, Y), nn.CrossEntropyLoss(), (d1, d2), (3, 2), 1.0, strategy=strategy,
                              show_progress=False)
         assert_close(grid.z.double(), truth, rtol=1e-5, atol=2e-7, msg=strategy)
+
+
+def test_batch_norms_fold_into_the_convolution_before_them_only_where_that_is_exact():
+    net = _prepared(Residual())
+    x = torch.randn(6, 1, 28, 28)
+    fast = tracing.fast_trace(net, x[:2])
+    targets = [n.target for n in fast.graph.nodes if n.op == "call_function"]
+    assert targets.count(tracing.conv_bn) == 3                        # stem and both in the block
+    assert not any(isinstance(fast.get_submodule(n.target), nn.BatchNorm2d)
+                   for n in fast.graph.nodes if n.op == "call_module")
+    with torch.no_grad():
+        assert_close(fast(x), net(x), rtol=1e-5, atol=1e-6)
+
+    class Unfoldable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)               # conv output used twice
+            self.conv2, self.bn2 = nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)
+            self.fc = nn.Linear(2, 3)
+
+        def forward(self, x):
+            h = self.conv(x)
+            h = self.bn(h) + h
+            return self.fc(self.bn2(self.conv2(h)).mean((2, 3)))      # batch statistics even in eval
+
+    gm = torch.fx.symbolic_trace(_prepared(Unfoldable()))
+    assert not tracing.fold_batch_norms(gm)
