@@ -12,7 +12,8 @@ the top-level ``plot_loss.py``; its modules, one concern each:
 * ``strategies``: the ways to evaluate grid points (a per-point loop, several points per pass
   with ``torch.func.vmap``, the first layer's linearity);
 * ``choice``: which strategy a grid uses: each candidate timed on a slice, the fastest kept;
-* ``tracing``: the ``torch.fx`` rewrites the strategies use (the first-layer cut, fast pooling);
+* ``tracing``: the ``torch.fx`` rewrites the strategies use (the first-layer cut, fast pooling,
+  BatchNorm folded into convolutions);
 * ``figures``: ``plot_losses``, ``plot_contour``, ``plot_surface``.
 
 Example: the GarmentClassifier of the notebooks (LeNet-style, for 28x28 images)::

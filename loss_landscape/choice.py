@@ -39,9 +39,9 @@ CPU_CACHE_BUDGET = 256 << 20
 TRIAL_ROUNDS = 2
 TRIAL_SHARE = 0.03
 # Another strategy replaces the loop only if it takes under this share of the loop's time per
-# point: the trial's slice is small and warm in the caches, which flatters strategies that read
-# more memory per sample (the first-layer outputs of a CNN: chosen by a trial that saw it 5 %
-# ahead, it was 15 % behind over all the data); where batching pays, it pays 1.5-10x.
+# point: timing on one small slice, warm in the caches, flatters strategies that read more
+# memory per sample (a residual CNN's first-layer outputs looked 5 % ahead of the loop on one
+# slice and were 15 % behind over all the data); where batching pays, it pays 1.5-10x.
 LOOP_MARGIN = 0.9
 
 

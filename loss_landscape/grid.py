@@ -209,10 +209,10 @@ def get_loss_grid(net: nn.Module, data, loss_fn: Callable, directions, resolutio
     ``((x_min, x_max), (y_min, y_max))`` such as ``TrajectoryPCA.grid_range()``.
 
     Returns a ``LossGrid`` with ``z[i, j]`` the loss at ``(x[j], y[i])`` (it unpacks as
-    ``x, y, z, directions``). ``strategy``: "auto" times each strategy that applies on a slice
-    and keeps the fastest (``choice.py``); "first_layer", "vmap" or "loop" forces one.
-    ``points_per_pass``, ``slice_size`` and ``memory_budget`` (bytes of activations per
-    batched pass) override the automatic sizes.
+    ``x, y, z, directions``). ``strategy``: "auto" times each strategy that applies and keeps
+    the fastest (``choice.py``); "first_layer", "vmap" or "loop" forces one. ``points_per_pass``,
+    ``slice_size`` and ``memory_budget`` (bytes per batched pass: its points' parameters and
+    activations) override the automatic sizes.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -222,8 +222,9 @@ def get_loss_grid(net: nn.Module, data, loss_fn: Callable, directions, resolutio
     coefs = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)
     coefs = coefs.to(device=problem.device, dtype=problem.acc)
     with _evaluating(net):
-        found = candidates(problem, strategy, len(coefs), points_per_pass, slice_size, memory_budget)
-        chosen, trial = _chosen(found, problem, coefs)
+        # The candidates that lose (and their cached data) are freed once the trial is over.
+        chosen, trial = _chosen(candidates(problem, strategy, len(coefs), points_per_pass, slice_size,
+                                           memory_budget), problem, coefs)
         z = _evaluate(chosen, coefs, trial.done, show_progress).reshape(len(ys), len(xs)).cpu()
     return LossGrid(x=xs.float(), y=ys.float(), z=z.float(), strategy=chosen.name,
                     directions=_unwrap_directions(directions))

@@ -1,8 +1,13 @@
-"""What ``torch.fx`` traces of a model make possible: the first-layer split and fast pooling.
+"""What ``torch.fx`` traces of a model make possible: the first-layer split and faster copies.
 
-Both rewrite a trace of the model, and both are used only when the rewritten trace reproduces
-the model's output on a sample (a trace freezes Python-level decisions, and hooks are not
-traced); otherwise the model itself is used.
+* ``first_layer_split``: the model cut after its first layer, which is linear in its weights;
+* ``speed_up``: plain 2x2 max-pooling as four strided maxima (bitwise the same, 3-6x faster
+  than ``max_pool2d`` on the course's CPU build) and BatchNorm in eval mode folded into the
+  convolution before it.
+
+Each rewrites a trace of the model and is used only where the rewritten trace reproduces the
+model's output on a sample (a trace freezes Python-level decisions, and hooks are not traced);
+otherwise the model itself is used.
 """
 
 from __future__ import annotations
