@@ -1,32 +1,43 @@
-"""How fast plot_loss.get_loss_grid is, against the plain per-point loop, as ratios measured in one run.
+"""How fast plot_loss.get_loss_grid is, against plain per-point loops, as ratios measured in one run.
 
-For three models of the landscape assignment (OneFCNet = Flatten + Linear(784, 10), the MLP
-[784, 32, 32, 32, 10] and the GarmentClassifier CNN) on seeded synthetic MNIST-shaped digits
-(each class a smooth random template plus noise, as uint8 images), each model briefly trained so the
-grid sits near a minimum, a 20x20 grid of two filter-normalised random directions over [-1, 1]²:
+Models: the landscape assignment's OneFCNet (Flatten + Linear(784, 10)), MLP [784, 32, 32, 32, 10]
+and GarmentClassifier CNN, and three shapes the course's own tests do not have: an MLP
+[784, 32, 32, 10] with a hand-written ``forward``; a small CNN with a hand-written ``forward``
+(padding, BatchNorm, functional max-pooling, a Linear without bias); a residual CNN (a strided
+stem, a conv-BN-ReLU-conv-BN block plus the skip, global average pooling). Data: seeded synthetic
+MNIST-shaped digits (each class a smooth random template plus noise, as uint8 images); each model
+briefly trained so the grid sits near a minimum; two filter-normalised random directions over
+[-1, 1]^2, a 20x20 grid (8x8 for the two hand-written CNNs, as slow as the GarmentClassifier per
+point):
 
-  a          the per-point loop: write theta + alpha*d1 + beta*d2 into the model, one pass through
-             a Dataset (per-sample ToTensor + Normalize, as torchvision does) and a DataLoader
-             of batch 64.
-  auto       get_loss_grid as the notebooks call it (it picks its strategy itself): the whole grid
-  loop       get_loss_grid(strategy="loop"): per point, pre-normalised tensor, slices of 256
-  vmap20     get_loss_grid(strategy="vmap", points_per_pass=20)
-  first1 / first20   get_loss_grid(strategy="first_layer", points_per_pass=1 / 20)
+  a          the per-point loop of a notebook: write theta + alpha*d1 + beta*d2 into the model,
+             one pass through a Dataset (per-sample ToTensor + Normalize, as torchvision does)
+             and a DataLoader of batch 64.
+  plain      the plain per-point loop over in-memory tensors: the same, over the pre-normalised
+             tensor in batches of 256 (the fastest of 64, 256 and all at once for the CNNs, and
+             within a few percent of the best for the MLPs).
+  auto       get_loss_grid as the notebooks call it (it times the strategies that apply on a
+             slice and keeps the fastest): the whole grid, set-up and trial included.
+  loop / vmap / first_layer   get_loss_grid with that strategy forced (automatic sizes)
   wide20     convert_net.convert_net: 20 copies in one wide network, sample slices of 256
+             (nn.Sequential models only)
 
-Every point costs the same in (a) and in the alternatives, so to keep the run short they compute
-only the first ``--rows`` rows of the grid and their times are scaled to the whole grid (a fixed
-set-up cost, such as the first layer's three passes, is then counted several times: the
-alternatives' ratios are, if anything, understated). ``auto`` computes the whole grid.
+Every point costs the same in (a), plain and the forced strategies, so to keep the run short they
+compute only the first ``--rows`` rows of the grid and their times are scaled to the whole grid
+(a fixed set-up cost is then counted several times: the forced strategies' ratios are, if
+anything, understated). ``auto`` computes the whole grid, so its ratios include its set-up and
+its trial.
 
 Every implementation runs once per round, rounds alternate the order, times are medians.
-Exactness: the largest |difference| to (a) on the points (a) computed. Peak extra memory:
+Exactness: the largest |difference| to (a) on the points (a) computed, relative where the loss
+is above 1 (float32 rounding: the losses at a CNN's grid corners reach 60, where 1e-6 absolute
+is below float32's resolution; a trained OneFCNet's go down to 1e-6). Peak extra memory:
 the rise of the process's peak resident memory during one call (VmHWM reset before it), measured
 in a child process in which glibc returns freed memory to the system at once
 (MALLOC_MMAP_THRESHOLD_; timing under that setting would charge page faults to every large
 temporary), or torch's peak on a GPU.
 
-    python benchmarks/bench_landscape.py [--rounds 3] [--threads 1] [--models onefc,mlp,garment]
+    python benchmarks/bench_landscape.py [--rounds 3] [--threads 1] [--models onefc,mlp,...] [--no-memory]
 """
 
 from __future__ import annotations
@@ -67,10 +78,58 @@ def mlp(sizes=(784, 32, 32, 32, 10)) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-MODELS = {
-    "onefc": ("OneFCNet", lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))),
-    "mlp": ("MLP [784,32,32,32,10]", mlp),
-    "garment": ("GarmentClassifier", garment_classifier),
+class HandWrittenMLP(nn.Module):
+    """[784, 32, 32, 10] as a student writes it, with its own forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden1, self.hidden2, self.out = nn.Linear(784, 32), nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = x.view(len(x), 784)
+        return self.out(torch.relu(self.hidden2(torch.relu(self.hidden1(x)))))
+
+
+class HandWrittenCNN(nn.Module):
+    """Two padded 3x3 convolutions with BatchNorm and functional 2x2 max-pooling, a Linear without
+    bias: about 88k multiply-adds per digit, under the threshold at which the rule of thumb the
+    grid used before (batch grid points below 100k) chose vmap, which was 4x slower here."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.norm1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.norm2 = nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.classify = nn.Linear(8 * 7 * 7, 10, bias=False)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.norm1(self.conv1(x))), 2)
+        x = nn.functional.max_pool2d(torch.relu(self.norm2(self.conv2(x))), 2)
+        return self.classify(torch.flatten(x, 1))
+
+
+class ResidualCNN(nn.Module):
+    """A strided stem, one residual block (conv-BN-ReLU-conv-BN plus the skip), global average pooling."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(torch.relu(h + self.block(h)).mean((2, 3)))
+
+
+MODELS = {  # key: (title, model, grid resolution)
+    "onefc": ("OneFCNet", lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), 20),
+    "mlp": ("MLP [784,32,32,32,10]", mlp, 20),
+    "garment": ("GarmentClassifier", garment_classifier, 20),
+    "handmlp": ("MLP [784,32,32,10], own forward", HandWrittenMLP, 20),
+    "handcnn": ("CNN, own forward, BatchNorm", HandWrittenCNN, 8),
+    "residual": ("Residual CNN", ResidualCNN, 8),
 }
 
 
@@ -110,8 +169,9 @@ def train_briefly(net, X, Y, device, epochs=2):
     net.zero_grad(set_to_none=True)
 
 
-def per_point_loop(net, loader, loss_fn, d1, d2, points):
-    """(a): for each point, write the perturbed weights into a copy of the model, one full pass."""
+def per_point_loop(net, batches, loss_fn, d1, d2, points):
+    """(a) and plain: for each point, write the perturbed weights into a copy of the model, one
+    full pass over ``batches`` (a DataLoader, or a list of in-memory (x, y) pairs)."""
     model = copy.deepcopy(net).eval()
     device = next(model.parameters()).device
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -121,7 +181,7 @@ def per_point_loop(net, loader, loss_fn, d1, d2, points):
             for n, p in model.named_parameters():
                 p.copy_(base[n] + a * d1[n] + b * d2[n])
             total, count = 0.0, 0
-            for x, y in loader:
+            for x, y in batches:
                 x, y = x.to(device), y.to(device)
                 total += float(loss_fn(model(x), y)) * len(y)
                 count += len(y)
@@ -192,59 +252,97 @@ def measure_memory(key: str) -> dict[str, float]:
         return {}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--resolution", type=int, default=20)
+    ap.add_argument("--resolution", type=int, help="points per axis for every model (default: the model's)")
     ap.add_argument("--samples", type=int, default=3200)
-    ap.add_argument("--rows", type=int, default=2, help="rows of the grid that (a) and the alternatives compute")
-    ap.add_argument("--models", default="onefc,mlp,garment")
+    ap.add_argument("--rows", type=int, default=2,
+                    help="rows of the grid that (a), plain and the forced strategies compute")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory column (halves the run)")
     ap.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child that measures memory
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def implementations(key, net, data, args) -> tuple[dict, int, int]:
+    """{name: callable}, the grid's points and the points (a) computes, for one trained model."""
+    X, labels, loader = data
+    resolution = args.resolution or MODELS[key][2]
+    rows = min(args.rows, resolution)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(1)
+    d1 = plot_loss.get_random_direction(net, generator=g)
+    d2 = plot_loss.get_random_direction(net, generator=g)
+    xs = torch.linspace(-1, 1, resolution, dtype=torch.float64)
+    points = [(float(a), float(b)) for b in xs[:rows] for a in xs]
+    device = next(net.parameters()).device
+    tensors = [(X[i:i + 256].to(device), labels[i:i + 256].to(device)) for i in range(0, len(X), 256)]
+    whole = (net, (X, labels), loss_fn, (d1, d2), resolution, 1.0)
+    part = (net, (X, labels), loss_fn, (d1, d2), (resolution, rows), (1.0, (-1.0, float(xs[rows - 1]))))
+    impls = {
+        "a": lambda: per_point_loop(net, loader, loss_fn, d1, d2, points),
+        "plain": lambda: per_point_loop(net, tensors, loss_fn, d1, d2, points),
+        "auto": lambda: plot_loss.get_loss_grid(*whole, show_progress=False),
+    }
+    for strategy in ("loop", "vmap", "first_layer"):
+        impls[strategy] = lambda s=strategy: plot_loss.get_loss_grid(*part, strategy=s, show_progress=False)
+    if isinstance(net, nn.Sequential):
+        impls["wide20"] = lambda: wide_grid(net, X.to(device), labels.to(device), loss_fn, d1, d2, xs, xs[:rows])
+    try:
+        plot_loss.get_loss_grid(*part, strategy="first_layer", show_progress=False)
+    except ValueError:  # a model the first-layer shortcut does not apply to
+        del impls["first_layer"]
+    return impls, resolution ** 2, len(points)
+
+
+def time_rounds(impls: dict, rounds: int, device: torch.device) -> tuple[dict, dict]:
+    """Every implementation once per round, the order reversed every other round."""
+    times, results = {k: [] for k in impls}, {}
+    for r in range(rounds):
+        for k in list(impls) if r % 2 == 0 else list(reversed(impls)):
+            start = time.perf_counter()
+            results[k] = impls[k]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[k].append(time.perf_counter() - start)
+    return times, results
+
+
+def report(title: str, times: dict, results: dict, memory: dict, n_points: int, n_part: int) -> None:
+    """One table row per implementation: whole-grid seconds, ratios to (a) and plain, exactness."""
+    ref = results["a"]
+    scale = n_points / n_part
+    full = {k: statistics.median(v) * (1 if k == "auto" else scale) for k, v in times.items()}
+    for k, t in full.items():
+        z = results[k].z if hasattr(results[k], "z") else results[k]
+        diff = float(((z.reshape(-1)[:n_part].double() - ref) / ref.abs().clamp_min(1)).abs().max())
+        label = f"**auto ({results['auto'].strategy})**" if k == "auto" else k
+        print(f"| {title} | {label} | {t:.2f} | {full['a'] / t:.1f} | {full['plain'] / t:.2f} | {diff:.1e} "
+              f"| {memory.get(k, float('nan')):.0f} |", flush=True)
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     device = get_device()
     if not args.memory_of:
         print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-              f"load {os.getloadavg()[0]:.1f}, {args.resolution}x{args.resolution} grid, {args.samples} samples, "
-              f"(a) and the alternatives on {args.rows} rows, scaled; {args.rounds} rounds")
+              f"load {os.getloadavg()[0]:.1f}, {args.samples} samples, (a), plain and the forced strategies "
+              f"on {args.rows} rows, scaled; {args.rounds} rounds")
+        print("| model | implementation | median s (whole grid) | speed-up vs a | speed-up vs plain "
+              "| max diff vs a | peak extra MiB |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |", flush=True)
     images, labels = synthetic_digits(args.samples)
-    dataset = DigitDataset(images, labels)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=64)
+    loader = torch.utils.data.DataLoader(DigitDataset(images, labels), batch_size=64)
     X = ((images.float() / 255 - MEAN) / STD).unsqueeze(1)
-    loss_fn = nn.CrossEntropyLoss()
-    xs = torch.linspace(-1, 1, args.resolution, dtype=torch.float64)
-    n_points = args.resolution ** 2
-    ys_part = xs[: args.rows]
-    points_a = [(float(a), float(b)) for b in ys_part for a in xs]
-    if not args.memory_of:
-        print("| model | implementation | median s (whole grid) | speed-up vs a | max abs diff vs a | peak extra MiB |")
-        print("| --- | --- | ---: | ---: | ---: | ---: |", flush=True)
-
     for key in [args.memory_of] if args.memory_of else args.models.split(","):
-        title, make = MODELS[key]
+        title, make, _ = MODELS[key]
         torch.manual_seed(0)
         net = make().to(device)
         train_briefly(net, X, labels, device)
-        g = torch.Generator().manual_seed(1)
-        d1 = plot_loss.get_random_direction(net, generator=g)
-        d2 = plot_loss.get_random_direction(net, generator=g)
-        grid_args = (net, (X, labels), loss_fn, (d1, d2), args.resolution, 1.0)
-        part_args = (net, (X, labels), loss_fn, (d1, d2), (args.resolution, args.rows),
-                     (1.0, (-1.0, float(ys_part[-1]))))
-        impls = {
-            "a": lambda: per_point_loop(net, loader, loss_fn, d1, d2, points_a),
-            "auto": lambda: plot_loss.get_loss_grid(*grid_args, show_progress=False),
-            "loop": lambda: plot_loss.get_loss_grid(*part_args, strategy="loop", show_progress=False),
-            "vmap20": lambda: plot_loss.get_loss_grid(*part_args, strategy="vmap", points_per_pass=20,
-                                                      show_progress=False),
-            "wide20": lambda: wide_grid(net, X.to(device), labels.to(device), loss_fn, d1, d2, xs, ys_part),
-        }
-        if key != "garment" or device.type != "cpu":
-            impls["first1"] = lambda: plot_loss.get_loss_grid(*part_args, strategy="first_layer",
-                                                              points_per_pass=1, show_progress=False)
-            impls["first20"] = lambda: plot_loss.get_loss_grid(*part_args, strategy="first_layer",
-                                                               points_per_pass=20, show_progress=False)
+        impls, n_points, n_part = implementations(key, net.eval(), (X, labels, loader), args)
         if args.memory_of:
             memory = {}
             for k in impls:
@@ -253,30 +351,11 @@ def main() -> None:
                 memory[k] = peak_extra(before)
             print(json.dumps(memory))
             return
-        times = {k: [] for k in impls}
-        results = {}
-        for r in range(args.rounds):
-            order = list(impls) if r % 2 == 0 else list(reversed(impls))
-            for k in order:
-                start = time.perf_counter()
-                results[k] = impls[k]()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times[k].append(time.perf_counter() - start)
-        memory = measure_memory(key)
-        ref = results["a"]
-        scale = n_points / len(points_a)
-        a_full = statistics.median(times["a"]) * scale
-        strategy = results["auto"].strategy
-        for k in impls:
-            t = statistics.median(times[k]) * (1 if k == "auto" else scale)
-            z = results[k].z if hasattr(results[k], "z") else results[k]
-            diff = float((z.reshape(-1)[: len(points_a)].double() - ref).abs().max())
-            label = f"**auto ({strategy})**" if k == "auto" else k
-            print(f"| {title} | {label} | {t:.2f} | {a_full / t:.1f} | {diff:.1e} | {memory.get(k, float('nan')):.0f} |",
-                  flush=True)
-    print(f"loss over the grid's first rows: {float(ref.min()):.3f} .. {float(ref.max()):.3f} (last model); "
-          f"load at the end {os.getloadavg()[0]:.1f}")
+        times, results = time_rounds(impls, args.rounds, device)
+        memory = {} if args.no_memory else measure_memory(key)
+        report(f"{title} ({MODELS[key][2]}x{MODELS[key][2]})" if not args.resolution else title,
+               times, results, memory, n_points, n_part)
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

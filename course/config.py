@@ -86,7 +86,7 @@ SETTINGS_FILE = ROOT / "course.toml"
 # package, the hidden test functions (never released) and the loss-landscape modules.
 # The one list: the grading fingerprint, the release stamp, the grading sandbox's view of
 # the course and the tests' copies of the course all read it.
-HELPERS = ("utils", "hidden_tests", "plot_loss.py", "convert_net.py")
+HELPERS = ("utils", "hidden_tests", "plot_loss.py", "loss_landscape", "convert_net.py")
 # Helpers that hold instructor-only code: never copied into what students get (publish).
 PRIVATE_HELPERS = ("hidden_tests",)
 # Everything a copy of the course needs to release, build samples and grade.

@@ -1,7 +1,9 @@
 """plot_loss: trajectory PCA, random directions, the loss grid against a plain per-point loop, figures."""
 
 import copy
+from types import SimpleNamespace
 
+import numpy as np
 import plotly.io as pio
 import pytest
 import torch
@@ -11,9 +13,11 @@ from torch.optim.swa_utils import AveragedModel
 from torch.testing import assert_close
 
 import plot_loss
+from loss_landscape import choice, tracing
+from loss_landscape import grid as grid_module
 from plot_loss import get_loss_grid, get_random_direction, get_state_directions
 
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = dict(rtol=1e-6, atol=1e-6)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -101,6 +105,62 @@ class ScaledInput(nn.Module):
         return self.fc(x.flatten(1) * self.scale)
 
 
+class SmallCNN(nn.Module):
+    """A CNN written by hand: padding, BatchNorm, functional pooling, a Linear without bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 7 * 7, 10, bias=False)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc(x.flatten(1))
+
+
+class HandMLP(nn.Module):
+    """The MLP [784, 32, 32, 10] with its own forward instead of an nn.Sequential."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 32), nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = x.view(x.shape[0], -1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class Residual(nn.Module):
+    """A strided stem and one residual block (conv-BN-ReLU-conv-BN plus the skip), averaged."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                                   nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, 10)
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = F.relu(h + self.block(h))
+        return self.head(h.mean((2, 3)))
+
+
+class GRUNet(nn.Module):
+    """Rows of the image as a sequence: vmap has no batching rule for the GRU, so "auto" must not
+    end up there."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru, self.fc = nn.GRU(28, 8, batch_first=True), nn.Linear(8, 10)
+
+    def forward(self, x):
+        out, _ = self.gru(x.view(x.shape[0], 28, 28))
+        return self.fc(out[:, -1])
+
+
 def _data(n=150, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -143,34 +203,41 @@ def per_point_loop(net, X, Y, loss_fn, d1, d2, xs, ys, batch_size=64):
 
 RES, SCALE = (4, 3), ((-1.0, 0.5), (-0.3, 0.6))   # not square, not symmetric: transposes would show
 
-MODELS = {
-    "mlp": (mlp, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
-    "garment": (garment_classifier, ["auto", "first_layer", "vmap", "loop"], "loop"),
-    "handwritten": (HandWritten, ["auto", "first_layer", "vmap", "loop"], "vmap"),
-    "untraceable": (Untraceable, ["auto", "vmap", "loop"], "vmap"),
-    "bn_first": (BatchNormFirst, ["auto", "vmap", "loop"], "vmap"),
-    "scaled_input": (ScaledInput, ["auto", "vmap", "loop"], "vmap"),
-    "tied": (TiedInput, ["auto", "first_layer", "vmap", "loop"], "first_layer"),
+ALL = ["auto", "first_layer", "vmap", "loop"]
+NO_FIRST_LAYER = ["auto", "vmap", "loop"]
+MODELS = {                       # name: (model, the strategies that apply to it)
+    "mlp": (mlp, ALL),
+    "garment": (garment_classifier, ALL),
+    "handwritten": (HandWritten, ALL),
+    "untraceable": (Untraceable, NO_FIRST_LAYER),
+    "bn_first": (BatchNormFirst, NO_FIRST_LAYER),
+    "scaled_input": (ScaledInput, NO_FIRST_LAYER),
+    "tied": (TiedInput, ALL),
+    # shapes beyond the course's own
+    "small_cnn": (SmallCNN, ALL),
+    "hand_mlp": (HandMLP, ALL),
+    "residual": (Residual, ALL),
+    "gru": (GRUNet, ["auto", "loop"]),          # vmap has no batching rule for a GRU
 }
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_fast_grid_equals_the_per_point_loop(name):
-    make, strategies, auto_choice = MODELS[name]
+def test_every_strategy_equals_the_per_point_loop(name):
+    make, strategies = MODELS[name]
     net = _prepared(make())
     X, Y = _data()
     loss_fn = nn.CrossEntropyLoss()
     d1, d2 = _directions(net)
-    first = get_loss_grid(net, (X, Y), loss_fn, (d1, d2), RES, SCALE, show_progress=False)
-    expected = per_point_loop(net, X, Y, loss_fn, d1, d2, first.x.double(), first.y.double())
-    assert first.z.shape == (3, 4)
-    assert first.strategy == auto_choice
+    expected = per_point_loop(net, X, Y, loss_fn, d1, d2, torch.linspace(-1.0, 0.5, 4, dtype=torch.float64),
+                              torch.linspace(-0.3, 0.6, 3, dtype=torch.float64))
     for strategy in strategies:
         grid = get_loss_grid(net, (X, Y), loss_fn, (d1, d2), RES, SCALE, strategy=strategy,
-                             points_per_pass=5, show_progress=False)
+                             points_per_pass=None if strategy == "auto" else 5, show_progress=False)
+        assert grid.z.shape == (3, 4)
+        assert grid.strategy in strategies[1:] if strategy == "auto" else grid.strategy == strategy
         assert_close(grid.z.double(), expected, **TOL, msg=f"strategy {strategy}")
-    assert_close(first.x, torch.linspace(-1.0, 0.5, 4))
-    assert_close(first.y, torch.linspace(-0.3, 0.6, 3))
+        assert_close(grid.x, torch.linspace(-1.0, 0.5, 4))
+        assert_close(grid.y, torch.linspace(-0.3, 0.6, 3))
 
 
 def test_loss_is_averaged_per_sample_and_any_data_form_gives_the_same_grid():
@@ -223,13 +290,13 @@ def test_the_model_is_left_exactly_as_it_was():
 
 def test_the_first_layer_shortcut_is_refused_where_it_would_not_be_exact():
     X, _ = _data(4)
-    assert plot_loss._first_layer_split(ScaledInput().eval(), X) is None
-    assert plot_loss._first_layer_split(BatchNormFirst().eval(), X) is None
-    assert plot_loss._first_layer_split(Untraceable().eval(), X) is None
+    assert tracing.first_layer_split(ScaledInput().eval(), X) is None
+    assert tracing.first_layer_split(BatchNormFirst().eval(), X) is None
+    assert tracing.first_layer_split(Untraceable().eval(), X) is None
     hooked = mlp().eval()
     hooked[1].register_forward_hook(lambda m, i, o: o * 2)
-    assert plot_loss._first_layer_split(hooked, X) is None
-    assert plot_loss._first_layer_split(mlp().eval(), X) is not None
+    assert tracing.first_layer_split(hooked, X) is None
+    assert tracing.first_layer_split(mlp().eval(), X) is not None
     with pytest.raises(ValueError, match="first_layer"):
         get_loss_grid(ScaledInput(), _data(8), nn.CrossEntropyLoss(), _directions(ScaledInput()), 2,
                       strategy="first_layer", show_progress=False)
@@ -476,14 +543,220 @@ def test_figures_carry_html_that_exported_notebooks_show(monkeypatch):
 
 def test_fast_pooling_is_bitwise_max_pool_and_only_for_plain_2x2_pools():
     x = torch.randn(3, 4, 9, 7)                                        # odd sizes: floor mode crops
-    assert torch.equal(plot_loss._max_pool_2x2(x), F.max_pool2d(x, 2))
-    assert torch.equal(plot_loss._max_pool_2x2(x.contiguous(memory_format=torch.channels_last)),
+    assert torch.equal(tracing.max_pool_2x2(x), F.max_pool2d(x, 2))
+    assert torch.equal(tracing.max_pool_2x2(x.contiguous(memory_format=torch.channels_last)),
                        F.max_pool2d(x, 2))
-    assert plot_loss._is_plain_2x2_pool(nn.MaxPool2d(2)) and plot_loss._is_plain_2x2_pool(nn.MaxPool2d((2, 2), 2))
+    assert tracing.is_plain_2x2_pool(nn.MaxPool2d(2)) and tracing.is_plain_2x2_pool(nn.MaxPool2d((2, 2), 2))
     for other in (nn.MaxPool2d(3), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, padding=1), nn.MaxPool2d(2, ceil_mode=True),
                   nn.AvgPool2d(2)):
-        assert not plot_loss._is_plain_2x2_pool(other)
+        assert not tracing.is_plain_2x2_pool(other)
     net = garment_classifier().eval()
-    fast = plot_loss._traced_with_fast_pooling(net, torch.randn(2, 1, 28, 28))
-    assert fast is not None and "_max_pool_2x2" in fast.code
-    assert plot_loss._traced_with_fast_pooling(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
+    fast = tracing.fast_trace(net, torch.randn(2, 1, 28, 28))
+    assert fast is not None and "max_pool_2x2" in fast.code
+    assert tracing.fast_trace(Untraceable().eval(), torch.randn(2, 1, 28, 28)) is None
+
+
+def test_fast_pooling_also_replaces_functional_max_pool2d():
+    fast = tracing.fast_trace(SmallCNN().eval(), torch.randn(2, 1, 28, 28))
+    targets = [n.target for n in fast.graph.nodes if n.op == "call_function"]
+    assert targets.count(tracing.max_pool_2x2) == 2 and F.max_pool2d not in targets
+
+    class Other(nn.Module):                            # 3x3 windows and stride 1 stay max_pool2d
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(F.max_pool2d(F.max_pool2d(x, 3), 2, stride=1).flatten(1)[:, :4])
+
+    assert tracing.fast_trace(Other().eval(), torch.randn(2, 1, 12, 12)) is None
+
+
+# ---- the choice of strategy ------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Timed:
+    """A stand-in strategy that costs ``per_point`` fake seconds per grid point over all the data
+    (its first pass also ``warm_up`` more); ``fails`` makes every pass raise."""
+
+    def __init__(self, clock, name, points_per_pass, per_point, warm_up=0.0, fails=False):
+        self.clock, self.name, self.label = clock, name, name
+        self.points_per_pass, self.slice_size = points_per_pass, 256
+        self.per_point, self.warm_up, self.fails, self.passes = per_point, warm_up, fails, []
+        self.problem = SimpleNamespace(X=torch.zeros(1000, 3), Y=torch.zeros(1000), device=torch.device("cpu"))
+
+    def pieces(self, x, y):
+        return [(x, y)]
+
+    def run(self, coefs, pieces):
+        if self.fails:
+            raise RuntimeError("Batching rule not implemented")
+        samples = sum(len(x) for x, _ in pieces)
+        self.clock.now += self.per_point * len(coefs) * samples / 1000 + (self.warm_up if not self.passes else 0.0)
+        self.passes.append((len(coefs), samples))
+        return coefs[:, 0] * 1000                      # a total that tells the points apart
+
+    def totals(self, coefs):
+        return self.run(coefs, [(self.problem.X, self.problem.Y)])
+
+
+def test_auto_commits_to_the_strategy_with_the_least_time_per_point():
+    clock = FakeClock()
+    coefs = torch.arange(64.0).repeat(2, 1).T                    # point i is (i, i)
+    loop = Timed(clock, "loop", 1, per_point=1.0)
+    vmap = Timed(clock, "vmap", 20, per_point=1.5, warm_up=100.0)       # a pass takes longest of all
+    first = Timed(clock, "first_layer", 20, per_point=0.6, warm_up=500.0)  # the warm-up is not counted
+    chosen, trial = choice.fastest([first, vmap, loop], coefs, 100, timer=clock)
+    assert chosen is first
+    assert trial.costs == pytest.approx({"first_layer": 0.6, "vmap": 1.5, "loop": 1.0})
+    rounds = choice.TRIAL_ROUNDS + 1
+    assert vmap.passes == [(20, 100)] * rounds                     # batched: one slice of the data
+    assert loop.passes == [(1, 1000)] * rounds                      # the loop: real points, all the data
+    assert {i: float(t) for i, t in trial.done.items()} == {i: 1000.0 * i for i in range(rounds)}
+    # Only a clear lead replaces the loop (the trial's slice is small and warm in the caches).
+    close = Timed(clock, "first_layer", 20, per_point=0.95)
+    assert choice.fastest([close, loop], coefs, 100, timer=clock)[0] is loop
+    # A vmap the model does not support is dropped, and the loop wins over a slower vmap.
+    broken = Timed(clock, "first_layer", 20, per_point=0.1, fails=True)
+    assert choice.fastest([broken, vmap, loop], coefs, 100, timer=clock)[0] is loop
+    with pytest.raises(RuntimeError, match="Batching rule"):
+        choice.fastest([broken], coefs, 100, timer=clock)
+
+
+def test_the_trial_is_a_small_share_of_the_grid_and_the_loop_always_a_candidate():
+    clock = FakeClock()
+    found = [Timed(clock, "first_layer", 32, 1.0), Timed(clock, "vmap", 32, 1.0), Timed(clock, "loop", 1, 1.0)]
+    for points, samples in ((400, 3200), (64, 3200), (12, 150)):
+        n = choice.trial_samples(found, points, samples)
+        assert n <= min(256, samples)
+        work = (choice.TRIAL_ROUNDS + 1) * 2 * min(32, points) * n    # the batched passes' points x samples
+        assert n == 16 or work <= choice.TRIAL_SHARE * points * samples, (points, samples, n)
+    X, Y = _data(20)
+    for make, _ in MODELS.values():
+        net = make().eval()
+        problem = grid_module._problem(net, (X, Y), nn.CrossEntropyLoss(), _directions(net))
+        labels = [s.label for s in choice.candidates(problem, "auto", 12)]
+        assert "loop" in labels and len(set(labels)) == len(labels), labels
+
+
+# ---- the tuple form of the results -----------------------------------------------------------
+
+# np.copy of a tensor: numpy 2 notes that torch's __array__ takes no copy keyword (hidden outside pytest).
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_code_written_for_the_tuple_form_runs_unchanged():
+    """The calls exactly as a notebook written against the tuple form makes them."""
+    import plotly.graph_objects as go
+
+    from plot_loss import plot_contour
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    X, Y = _data(64)
+    data_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=16)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.02)
+    losses, states = [], []
+    for _ in range(8):
+        for x, y in data_loader:
+            optimizer.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            states.append(copy.deepcopy(net.state_dict()))
+
+    directions, state_ids, loss_coordinates = get_state_directions(states, n_states=10, start_from=0, reference_id=-1)
+    x, y, Z, _ = get_loss_grid(net, data_loader, loss_fn, directions=directions, resolution=(20, 20),
+                               scale=loss_coordinates.abs().max().item())
+    fig = plot_contour(np.copy(x), np.copy(y), np.copy(Z), scale=True)
+    fig.add_traces(go.Scatter(x=np.copy(loss_coordinates[0].cpu().numpy()),
+                              y=np.copy(loss_coordinates[1].cpu().numpy())))
+    samples = np.array(losses)[state_ids]
+
+    pca = get_state_directions(states, n_states=10)
+    assert len(state_ids) == 10 and state_ids == pca.state_ids and state_ids[-1] == len(states) - 1
+    assert loss_coordinates.shape == (2, 10)
+    assert_close(loss_coordinates, pca.coordinates.T)
+    assert loss_coordinates[:, -1].abs().max() < 1e-5                  # the last state is the origin
+    assert all(torch.equal(directions[k][n], pca.directions[k][n]) for k in range(2) for n in directions[k])
+    assert samples.tolist() == [losses[i] for i in state_ids]
+    half = float(pca.coordinates.abs().max())
+    grid = get_loss_grid(net, (X, Y), loss_fn, pca, 20, half, show_progress=False)
+    assert Z.shape == (20, 20) and float(x[0]) == pytest.approx(-half) and float(y[-1]) == pytest.approx(half)
+    assert_close(Z, grid.z, **TOL)
+    contour, path = fig.data
+    assert contour.type == "contour" and contour.showscale
+    assert np.allclose(np.asarray(contour.z), grid.z.numpy()) and np.allclose(contour.x, grid.x.numpy())
+    assert np.allclose(path.x, pca.coordinates[:, 0].numpy()) and np.allclose(path.y, pca.coordinates[:, 1].numpy())
+    # a later start and a fixed scale, as the later runs of such a notebook do
+    directions, state_ids, loss_coordinates = get_state_directions(states, n_states=10, start_from=12, reference_id=-1)
+    x, y, Z, _ = get_loss_grid(net, data_loader, loss_fn, directions=directions, resolution=(20, 20), scale=1)
+    assert state_ids[0] == 12 and loss_coordinates.shape == (2, 10) and float(x[-1]) == 1.0 and Z.shape == (20, 20)
+
+
+def test_figures_take_arrays_too():
+    x, y = np.linspace(-1, 1, 5), np.linspace(-2, 2, 3)
+    z = np.add.outer(y ** 2, x)                                         # z[i, j] at (x[j], y[i])
+    fig = plot_loss.plot_contour(x, y, z, scale=False, plot_size=(500, 400))
+    assert np.allclose(np.asarray(fig.data[0].z), z) and np.allclose(fig.data[0].y, y)
+    assert fig.data[0].showscale is False and (fig.layout.width, fig.layout.height) == (500, 400)
+    surface = plot_loss.plot_surface(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(z))
+    assert np.allclose(np.asarray(surface.data[0].z), z)
+    with pytest.raises(TypeError, match="LossGrid"):
+        plot_loss.plot_contour(z)
+    with pytest.raises(ValueError, match="2-D"):
+        plot_loss.plot_contour(x, y, x)
+
+
+def test_a_small_loss_keeps_its_digits_when_the_logits_are_large():
+    """Confident logits (about 1000): the loss is small, and float32 cannot afford to compute it
+    as the difference of two numbers near 1000 (logsumexp(logits) - logit[target])."""
+    torch.manual_seed(0)
+    net = nn.Linear(8, 3)
+    with torch.no_grad():
+        net.weight.mul_(0.1)
+        net.bias.copy_(torch.tensor([1000.0, 996.0, 993.0]))
+    X, Y = torch.randn(200, 8), torch.zeros(200, dtype=torch.long)
+    d1, d2 = _directions(net)
+    xs, ys = torch.linspace(-1, 1, 3, dtype=torch.float64), torch.linspace(-1, 1, 2, dtype=torch.float64)
+    truth = per_point_loop(net.double(), X.double(), Y, nn.CrossEntropyLoss(),
+                           {k: v.double() for k, v in d1.items()}, {k: v.double() for k, v in d2.items()}, xs, ys)
+    net.float()
+    for strategy in ("vmap", "loop"):
+        grid = get_loss_grid(net, (X, Y), nn.CrossEntropyLoss(), (d1, d2), (3, 2), 1.0, strategy=strategy,
+                             show_progress=False)
+        assert_close(grid.z.double(), truth, rtol=1e-5, atol=2e-7, msg=strategy)
+
+
+def test_batch_norms_fold_into_the_convolution_before_them_only_where_that_is_exact():
+    net = _prepared(Residual())
+    x = torch.randn(6, 1, 28, 28)
+    fast = tracing.fast_trace(net, x[:2])
+    targets = [n.target for n in fast.graph.nodes if n.op == "call_function"]
+    assert targets.count(tracing.conv_bn) == 3                        # stem and both in the block
+    assert not any(isinstance(fast.get_submodule(n.target), nn.BatchNorm2d)
+                   for n in fast.graph.nodes if n.op == "call_module")
+    with torch.no_grad():
+        assert_close(fast(x), net(x), rtol=1e-5, atol=1e-6)
+
+    class Unfoldable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)               # conv output used twice
+            self.conv2, self.bn2 = nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)
+            self.fc = nn.Linear(2, 3)
+
+        def forward(self, x):
+            h = self.conv(x)
+            h = self.bn(h) + h
+            return self.fc(self.bn2(self.conv2(h)).mean((2, 3)))      # batch statistics even in eval
+
+    gm = torch.fx.symbolic_trace(_prepared(Unfoldable()))
+    assert not tracing.fold_batch_norms(gm)

@@ -23,7 +23,7 @@ CANARIES = {
     "module": "CANARY_HIDDEN_MODULE_3e8f = 'hidden test code'",
 }
 CANARY = re.compile(r"(?:canary|CANARY)_\w+")
-STUDENT_TOP = {"release", "utils", "plot_loss.py", "convert_net.py", "README.md", "Makefile", ".gitignore", "requirements.txt",
+STUDENT_TOP = {"release", "utils", "plot_loss.py", "loss_landscape", "convert_net.py", "README.md", "Makefile", ".gitignore", "requirements.txt",
                ".published-files.json"}
 
 
