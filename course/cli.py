@@ -10,6 +10,7 @@
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
+    similarity ASSIGNMENT           rank pairs of submissions by how alike the students' own work is
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ def cmd_export_lms(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .commands import similarity
+
+    written = similarity.run(check_assignment(args.assignment), Path(args.reference) if args.reference else None,
+                             args.pairs)
+    print(similarity.summary(written))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,6 +218,13 @@ def parser() -> argparse.ArgumentParser:
     lms = add("export-lms", cmd_export_lms, "write the grades as Moodle's grade-import CSV")
     lms.add_argument("--roster", help="the roster used to collect (its e-mails become the identifier)")
     lms.add_argument("--out", default="lms-grades.csv", help="where to write (default: %(default)s)")
+    sim = add("similarity", cmd_similarity, "rank pairs of submissions by how alike the students' own work is "
+                                            "(a report to read; it changes no grade)", assignments=False)
+    sim.add_argument("assignment", metavar="ASSIGNMENT")
+    sim.add_argument("--reference", metavar="DIR", help="earlier submissions to compare with, laid out as "
+                                                        "submitted/ (DIR/<student>/<assignment>/*.ipynb)")
+    sim.add_argument("--pairs", type=_workers, default=20, metavar="N",
+                     help="pairs shown side by side on the page (default: %(default)s)")
     return p
 
 
