@@ -5,7 +5,7 @@
     samples [ASSIGNMENT ...]        write the bundled sample submissions into submitted/
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
-    demo                            release + samples + grade: the whole pipeline
+    demo                            release + samples + grade + similarity reports: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
@@ -114,7 +114,22 @@ def cmd_demo(args) -> int:
         print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
     outcomes = grade.run(names, None, args.force, args.workers, None, unsafe)
     grade.report(names, outcomes, unsafe)
+    _demo_similarity(names)
     return 0
+
+
+def _demo_similarity(names: list[str]) -> None:
+    """The similarity report of each assignment's samples (a second or so each; it changes no grade)."""
+    from .commands import similarity
+
+    print()
+    for name in names:
+        try:
+            written = similarity.run(name)
+        except CourseError as exc:
+            print(f"{name}: no similarity report ({exc})")
+            continue
+        print(f"{name}: similarity report {written.html.relative_to(ROOT)} ({len(written.analysis.pairs)} pairs)")
 
 
 def cmd_mutations(args) -> int:

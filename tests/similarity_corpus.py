@@ -10,7 +10,7 @@ same for every correct variant of a cell, one per mistake). Two honest students 
 share whole cells now and then, as classmates do on short exercises.
 
 Planted copies take an honest student's notebook and disguise it: ``rename`` (every name the
-student invented, consistently), ``reformat`` (ast.unparse: comments, spacing, quotes and
+student bound, consistently), ``reformat`` (ast.unparse: comments, spacing, quotes and
 parentheses gone, blank lines and new comments added), ``reorder`` (cells moved, functions in
 a cell swapped), ``edit`` (a few lines changed, added or removed, and a few words of the written
 answers), and combinations. Blank students hand in the release untouched (with the
@@ -159,12 +159,30 @@ def _tokens(source: str):
         return None
 
 
+def _bound(source: str) -> set[str]:
+    """Names a cell binds: assigned variables, functions, classes, parameters, loop variables."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
 def rename(nb: dict, known: set[str], rng: random.Random) -> None:
-    """Every name the student invented gets another one, the same in every cell."""
+    """Every name the student bound gets another one, the same in every cell (keyword
+    arguments of calls and attributes keep theirs: renaming those would break the code)."""
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and _is_solution(c)]
+    bound = set().union(*(_bound(_source(c)) for c in cells)) - known if cells else set()
     mapping: dict[str, str] = {}
-    for cell in nb["cells"]:
-        if cell["cell_type"] != "code" or not _is_solution(cell):
-            continue
+    for cell in cells:
         source, tokens = _source(cell), _tokens(_source(cell))
         if tokens is None:
             continue
@@ -174,7 +192,8 @@ def rename(nb: dict, known: set[str], rng: random.Random) -> None:
         edits = []
         for i, tok in enumerate(tokens):
             after_dot = i and tokens[i - 1].string == "."
-            if tok.type == tokenize.NAME and tok.string not in known and not after_dot:
+            keyword_argument = 0 < i < len(tokens) - 1 and tokens[i + 1].string == "=" and tokens[i - 1].string in "(,"
+            if tok.type == tokenize.NAME and tok.string in bound and not after_dot and not keyword_argument:
                 new = mapping.setdefault(tok.string, f"{rng.choice(NAMES)}_{len(mapping)}")
                 offset = starts[tok.start[0] - 1] + tok.start[1]
                 edits.append((offset, offset + len(tok.string), new))

@@ -14,7 +14,7 @@ found. A submission is the *set* of its fingerprints: the order of its cells doe
 Fingerprints of the released notebooks are removed from every submission (boilerplate).
 
 A fingerprint found in many submissions is weak evidence (the obvious way to write a loop):
-each counts log(N / df), N submissions, df those that have it. The score of a pair is the
+each counts log((N + 1) / df), N submissions, df those that have it. The score of a pair is the
 weight of what the two share divided by the weight of the smaller of the two, but by no less
 than a fixed share of a typical submission's weight, so that two nearly blank notebooks that
 share a line do not outrank two complete ones that share whole cells.
@@ -125,7 +125,7 @@ def code_tokens(piece: Piece, known: frozenset[str]) -> Tokens:
             token = ";"
         else:
             token = string
-        if token == ";" and (not norm or norm[-1] == ";"):
+        if token == ";" and (not norm or norm[-1] in (";", ":")):  # `if x: y` on one line or two
             previous = token
             continue
         norm.append(token)

@@ -9,7 +9,6 @@ through ``markupsafe.escape``, and the template escapes everything else it is gi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +48,11 @@ def highlighted(piece: Piece, spans: list[tuple[int, int, int]]) -> Markup:
         level[start:end] = np.maximum(level[start:end], how)
     lines, offset = [], 0
     for number, line in enumerate(piece.text.splitlines(keepends=True)):
-        body = line.rstrip("\r\n")
+        end = offset + len(line.rstrip("\r\n"))
+        cuts = [offset, *(offset + 1 + np.flatnonzero(np.diff(level[offset:end]))).tolist(), end]
         parts = []
-        for how, run in groupby(range(offset, offset + len(body)), key=lambda i: int(level[i])):
-            chars = list(run)
-            text = escape(piece.text[chars[0]:chars[-1] + 1])
+        for a, b in zip(cuts, cuts[1:]):
+            text, how = escape(piece.text[a:b]), int(level[a]) if b > a else 0
             parts.append(Markup(f'<mark class="{"rare" if how == RARE else "common"}">{text}</mark>') if how else text)
         css = "line given" if number in piece.given else "line"
         lines.append(Markup(f'<span class="{css}">') + Markup("").join(parts) + Markup("</span>"))

@@ -1,6 +1,6 @@
 """The scores of the similarity report: every pair of submissions, from their fingerprints.
 
-Submissions × fingerprints is a sparse 0/1 matrix; a fingerprint weighs log(N / df) (N
+Submissions × fingerprints is a sparse 0/1 matrix; a fingerprint weighs log((N + 1) / df) (N
 submissions, this year's and the reference corpus together; df those that hold it), so code that
 many students write alike counts little and code that two alone share counts most. What a pair
 shares is one sparse product per channel (code, written answers, output); its score is that
@@ -57,7 +57,8 @@ def score(works: list[Work], prints: list[fp.Print], by_rarity: bool = True) -> 
     """Every pair of a submission of this year with another one (of this year or the reference).
     ``by_rarity`` False counts every fingerprint alike (the benchmark's comparison)."""
     x, hashes, df, kinds = _matrix(prints)
-    weight = np.log(len(prints) / np.maximum(df, 1)) if by_rarity else np.ones(len(hashes))
+    # log((N + 1) / df): a fingerprint that every submission has still counts a little (two submissions)
+    weight = np.log((len(prints) + 1) / np.maximum(df, 1)) if by_rarity else np.ones(len(hashes))
     current = [i for i, w in enumerate(works) if not w.reference]
     totals = x @ weight
     positive = totals[current][totals[current] > 0]
