@@ -186,6 +186,8 @@ def cmd_export_lms(args) -> int:
 def cmd_similarity(args) -> int:
     from .commands import similarity
 
+    if args.pairs < 0:
+        raise CourseError("--pairs must be 0 or more (pairs shown side by side)")
     written = similarity.run(check_assignment(args.assignment), Path(args.reference) if args.reference else None,
                              args.pairs)
     print(similarity.summary(written))
@@ -238,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("assignment", metavar="ASSIGNMENT")
     sim.add_argument("--reference", metavar="DIR", help="earlier submissions to compare with, laid out as "
                                                         "submitted/ (DIR/<student>/<assignment>/*.ipynb)")
-    sim.add_argument("--pairs", type=_workers, default=20, metavar="N",
+    sim.add_argument("--pairs", type=int, default=20, metavar="N",
                      help="pairs shown side by side on the page (default: %(default)s)")
     return p
 

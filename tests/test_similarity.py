@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, copy_course, run_course
+from conftest import copy_course, run_course
 
 import similarity_corpus
 from course.commands import fingerprints as fp
@@ -249,6 +249,7 @@ def test_the_command_writes_its_two_files_and_nothing_else(tmp_path):
                                                      Path("reports") / f"similarity-{ASSIGNMENT}.csv"}
     assert all(after[p] == h for p, h in before.items()), "nothing that was there changed"
     for args, message in (((ASSIGNMENT, "--reference", "nowhere"), "no such folder"),
+                          ((ASSIGNMENT, "--reference", "submitted"), "name a folder of earlier years"),
                           (("nosuch",), "unknown assignment"),
                           (("rosenbrock",), "a similarity report needs at least 2")):
         proc = run_course(root, "similarity", *args, check=False, timeout=300)

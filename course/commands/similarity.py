@@ -56,7 +56,10 @@ def load_corpus(assignment: str, submitted: Path, reference: Path | None,
     if reference is not None:
         if not reference.is_dir():
             raise CourseError(f"--reference {reference}: no such folder")
-        others = read_class(reference, assignment, release, reference=True, label=f"{reference.name}/")
+        if reference.resolve() == submitted.resolve():
+            raise CourseError(f"--reference {reference} is this year's submitted/: name a folder of earlier years")
+        year = reference.resolve().parent.name if reference.name == "submitted" else reference.name
+        others = read_class(reference, assignment, release, reference=True, label=f"{year}/")
         if not others:
             raise CourseError(f"--reference {reference} holds no submission of {assignment} "
                               f"(expected {reference}/<student>/{assignment}/*.ipynb, as in submitted/)")

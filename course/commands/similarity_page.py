@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from .fingerprints import matched_spans
 from .similarity_scores import Analysis, Pair
-from .student_work import OUTPUT, TEXT, Piece
+from .student_work import TEXT, Piece
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TABLE_ROWS = 200  # the table lists the top pairs; the CSV has them all
@@ -60,11 +60,11 @@ def highlighted(piece: Piece, spans: list[tuple[int, int, int]]) -> Markup:
     return Markup("\n").join(lines)
 
 
-def _sides(analysis: Analysis, who: int, shared: np.ndarray, rare: np.ndarray) -> dict[str, tuple[int, Side]]:
+def _sides(analysis: Analysis, who: int, shared: np.ndarray, rare: set[int]) -> dict[str, tuple[int, Side]]:
     work, found = analysis.works[who], analysis.prints[who]
     sides = {}
     for piece, located in zip(work.pieces, found.pieces):
-        spans = [(s, e, RARE if located.hashes[i] in rare else COMMON)
+        spans = [(s, e, RARE if int(located.hashes[i]) in rare else COMMON)
                  for s, e, i in matched_spans(located, shared)]
         sides[piece.key] = (piece.order, Side(piece.key, piece.kind, highlighted(piece, spans)))
     return sides
@@ -102,5 +102,4 @@ def render(assignment: str, analysis: Analysis, shown: int, reference: Path | No
         shown=[shown_pair(analysis, rank, p) for rank, p in enumerate(analysis.pairs[:shown], start=1)
                if p.score > 0],
         problems=[(w.student, problem) for w in works for problem in w.problems],
-        OUTPUT=OUTPUT,
     )
