@@ -5,11 +5,12 @@
     samples [ASSIGNMENT ...]        write the bundled sample submissions into submitted/
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
-    demo                            release + samples + grade: the whole pipeline
+    demo                            release + samples + grade + similarity reports: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
+    similarity ASSIGNMENT           rank pairs of submissions by how alike the students' own work is
 """
 
 from __future__ import annotations
@@ -113,7 +114,22 @@ def cmd_demo(args) -> int:
         print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
     outcomes = grade.run(names, None, args.force, args.workers, None, unsafe)
     grade.report(names, outcomes, unsafe)
+    _demo_similarity(names)
     return 0
+
+
+def _demo_similarity(names: list[str]) -> None:
+    """The similarity report of each assignment's samples (a second or so each; it changes no grade)."""
+    from .commands import similarity
+
+    print()
+    for name in names:
+        try:
+            written = similarity.run(name)
+        except CourseError as exc:
+            print(f"{name}: no similarity report ({exc})")
+            continue
+        print(f"{name}: similarity report {written.html.relative_to(ROOT)} ({len(written.analysis.pairs)} pairs)")
 
 
 def cmd_mutations(args) -> int:
@@ -167,6 +183,17 @@ def cmd_export_lms(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .commands import similarity
+
+    if args.pairs < 0:
+        raise CourseError("--pairs must be 0 or more (pairs shown side by side)")
+    written = similarity.run(check_assignment(args.assignment), Path(args.reference) if args.reference else None,
+                             args.pairs)
+    print(similarity.summary(written))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     lms = add("export-lms", cmd_export_lms, "write the grades as Moodle's grade-import CSV")
     lms.add_argument("--roster", help="the roster used to collect (its e-mails become the identifier)")
     lms.add_argument("--out", default="lms-grades.csv", help="where to write (default: %(default)s)")
+    sim = add("similarity", cmd_similarity, "rank pairs of submissions by how alike the students' own work is "
+                                            "(a report to read; it changes no grade)", assignments=False)
+    sim.add_argument("assignment", metavar="ASSIGNMENT")
+    sim.add_argument("--reference", metavar="DIR", help="earlier submissions to compare with, laid out as "
+                                                        "submitted/ (DIR/<student>/<assignment>/*.ipynb)")
+    sim.add_argument("--pairs", type=int, default=20, metavar="N",
+                     help="pairs shown side by side on the page (default: %(default)s)")
     return p
 
 

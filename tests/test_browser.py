@@ -216,3 +216,58 @@ def test_a_feedback_page_draws_formulas_and_figures_offline(session):
     finally:
         driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+
+@pytest.fixture(scope="module")
+def report_browser(tmp_path_factory):
+    """A browser of its own for the similarity page: it needs no JupyterLab and no graded course."""
+    browser.find_browser()
+    browser.SCREENSHOTS.mkdir(exist_ok=True)
+    driver = browser.start_browser(tmp_path_factory.mktemp("chromium-report-profile"))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_similarity_report_shows_ranked_pairs_and_a_highlighted_pair_offline(report_browser, tmp_path):
+    import similarity_corpus
+
+    from course.commands import similarity
+
+    cls = similarity_corpus.build("autodiff", students=12, copies=2, blanks=2, seed=2)
+    cls.write(tmp_path / "submitted", "autodiff")
+    page = similarity.run("autodiff", submitted=tmp_path / "submitted", out=tmp_path / "reports").html
+    driver = report_browser
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        driver.get(page.as_uri())
+        rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#pairs tr"), 20, "the table of pairs",
+                        driver, "timeout-similarity.png")
+        assert len(rows) == 1 + 12 * 11 // 2  # the header and every pair
+        first = rows[1].find_elements(By.TAG_NAME, "td")
+        top = {first[1].text, first[2].text.replace(" ref", "")}
+        assert top in [{c, o} for c, (o, _) in cls.copies.items()], f"the top pair {top} is not a planted copy"
+        shoot(driver, "e1-similarity-table.png")
+        rows[1].find_element(By.TAG_NAME, "a").click()
+        section = driver.find_element(By.ID, "pair-1")
+        marks = section.find_elements(By.CSS_SELECTOR, "mark.rare")
+        assert marks, "the top pair shows no region that only these two share"
+        box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];",
+                                    marks[0])
+        colour = driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor;", marks[0])
+        assert box[0] > 5 and box[1] > 5 and colour not in ("rgba(0, 0, 0, 0)", "transparent"), (box, colour)
+        heads = [e.text for e in section.find_elements(By.CSS_SELECTOR, ".grid .head")][1:]
+        assert set(heads) == top, "the two columns are the two students of the pair"
+        remote = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'));")
+        assert remote == [], remote
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", section)
+        shoot(driver, "e2-similarity-pair.png")
+    finally:
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
