@@ -47,6 +47,7 @@ mutations: $(STAMP)     ## judge the hidden tests with correct variants and plau
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py
 	$(PY) benchmarks/bench_mnist.py
+	$(PY) benchmarks/bench_similarity.py
 
 bench-parallel: $(STAMP) ## parallel speed-up and sandbox overhead of grading, as ratios
 	$(PY) benchmarks/bench_parallel.py

@@ -53,6 +53,11 @@ class Layout:
     def gradebook(self) -> Path:
         return self.root / "gradebook.db"
 
+    @property
+    def reports(self) -> Path:
+        """Pages and tables for the instructor (similarity, dashboard); not committed."""
+        return self.root / "reports"
+
     def submission(self, student: str, assignment: str) -> Path:
         """What a student handed in: ``submitted/<student>/<assignment>/``."""
         return self.submitted / student / assignment
@@ -79,6 +84,7 @@ AUTOGRADED = LAYOUT.autograded
 FEEDBACK = LAYOUT.feedback
 SAMPLES = LAYOUT.samples
 GRADEBOOK = LAYOUT.gradebook
+REPORTS = LAYOUT.reports
 GRADES_CSV = ROOT / "grades.csv"
 SETTINGS_FILE = ROOT / "course.toml"
 

@@ -18,13 +18,12 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RELEASE, ROOT, SUBMITTED, CourseError
+from ..config import RELEASE, REPORTS, ROOT, SUBMITTED, CourseError
 from ..files import write_atomic
 from .similarity_page import render
 from .similarity_scores import Analysis, analyse
 from .student_work import Release, Work, load_release, read_class
 
-REPORTS = ROOT / "reports"  # not committed (.gitignore)
 SHOWN = 20  # pairs shown side by side on the page
 
 
