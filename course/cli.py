@@ -5,11 +5,12 @@
     samples [ASSIGNMENT ...]        write the bundled sample submissions into submitted/
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
-    demo                            release + samples + grade: the whole pipeline
+    demo                            release + samples + grade + dashboard: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
+    report [ASSIGNMENT ...]         write the course dashboard into reports/ (HTML pages and per-cell CSVs)
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ def cmd_demo(args) -> int:
         print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
     outcomes = grade.run(names, None, args.force, args.workers, None, unsafe)
     grade.report(names, outcomes, unsafe)
+    if any(o.ok for o in outcomes):
+        from .commands import report
+
+        print()
+        print(report.summary(report.run()))
     return 0
 
 
@@ -167,6 +173,14 @@ def cmd_export_lms(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .commands import report
+
+    names = [check_assignment(n) for n in args.assignments]
+    print(report.summary(report.run(names or None)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     lms = add("export-lms", cmd_export_lms, "write the grades as Moodle's grade-import CSV")
     lms.add_argument("--roster", help="the roster used to collect (its e-mails become the identifier)")
     lms.add_argument("--out", default="lms-grades.csv", help="where to write (default: %(default)s)")
+    add("report", cmd_report, "write the course dashboard: reports/<assignment>.html and -cells.csv, "
+                              "reports/index.html (default: every graded assignment)")
     return p
 
 
