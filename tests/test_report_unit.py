@@ -54,7 +54,7 @@ def _sub(student, t1, t2, bonus, written, where=None, causes=(), flagged=False, 
                   failed_cells=(), late_penalty=0.0, seconds_late=late)
     failures = {k: Failure((where or {}).get(k[1], Where.OTHER), causes if k == T1.key else ())
                 for k in failed} if where is not None else {}
-    return Submission(score, flagged, {T1.key: t1, T2.key: t2, B.key: bonus, W.key: written}, failed, failures,
+    return Submission(score, flagged, flagged, {T1.key: t1, T2.key: t2, B.key: bonus, W.key: written}, failed, failures,
                       tuple(deaths), log)
 
 

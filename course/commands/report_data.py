@@ -79,7 +79,8 @@ class Failure:
 @dataclass
 class Submission:
     score: Score
-    flagged: bool  # nbgrader's flag: held for review until a person decides
+    flagged: bool  # nbgrader's flag: the grader marked it for review
+    held: bool  # its grade waits for a person before it counts (``held``)
     points: dict[tuple[str, str], float | None]  # cell key -> points earned (None: a written answer pending)
     failed: set[tuple[str, str]] = field(default_factory=set)  # test cells below full marks, bonus cells not won
     failures: dict[tuple[str, str], Failure] = field(default_factory=dict)  # where each failed (notebooks read)
@@ -99,6 +100,13 @@ class ClassData:
     cells: list[Cell]
     submissions: list[Submission]
     unrecorded: list[outcome_log.Entry] = field(default_factory=list)  # logged errors with no grade
+
+
+def held(layout: Layout, student: str, assignment: str, flagged: bool) -> bool:
+    """Whether a recorded grade waits for a person before it counts: the one place the dashboard
+    asks. Today that is nbgrader's ``flagged`` (the grader flagged it; a person clears it in the
+    formgrader); a review workflow that holds flagged grades until a decision answers here."""
+    return flagged
 
 
 def _cells(assignment: str, notebook: str, registered: dict[str, float], answers: set[str],
@@ -181,7 +189,8 @@ def load(assignment: str, layout: Layout = LAYOUT, scores: Iterable[Score] | Non
     result = []
     for score in scores:
         flagged, by_cell = grades.get(score.student, (False, {}))
-        sub = Submission(score, flagged, {}, log=logged.get((score.student, assignment)))
+        sub = Submission(score, flagged, held(layout, score.student, assignment, flagged), {},
+                         log=logged.get((score.student, assignment)))
         for cell in found:
             sub.points[cell.key], lost = _earned(cell, by_cell.get(cell.key))
             if lost:

@@ -129,13 +129,6 @@ class Distribution:
         return sum(values) / len(values) if values else None
 
 
-def held(sub: Submission) -> bool:
-    """Whether the grade waits for a person before it counts. The hook of the review workflow:
-    today nbgrader's ``flagged`` (the grader marked it for review); a review decision that
-    releases a flagged grade belongs here."""
-    return sub.flagged
-
-
 def distribution(data: ClassData) -> Distribution:
     subs = data.submissions
     scores = [s.score for s in subs]
@@ -150,7 +143,7 @@ def distribution(data: ClassData) -> Distribution:
         bonus=[s.bonus for s in scores],
         totals=[s.total for s in scores],
         late=sorted((s for s in subs if s.score.seconds_late > 0), key=lambda s: -s.score.seconds_late),
-        held=[s for s in subs if held(s)],
+        held=[s for s in subs if s.held],
     )
 
 
