@@ -11,7 +11,7 @@ page has both graded and pending answers. Then ``course report`` (every assignme
 CSV, and the index) runs once in a fresh process, timed by the wall clock; the load average
 is printed next to it, because the machine is shared.
 
-    .venv/bin/python benchmarks/bench_report.py [--submissions 300] [--grade]
+    .venv/bin/python benchmarks/bench_report.py [--submissions 300] [--assignment NAME] [--grade]
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def graded_samples(reuse: bool) -> Path:
     return graded
 
 
-def build(source: Path, total: int) -> None:
+def build(source: Path, total: int, only: str | None) -> None:
     """Run inside the synthetic course (the current folder): record ``total`` submissions copied
-    from the graded samples of ``source``."""
+    from the graded samples of ``source`` (of the assignment ``only``, if given)."""
     sys.path.insert(0, str(Path.cwd()))
     import nbformat
 
@@ -81,7 +81,7 @@ def build(source: Path, total: int) -> None:
     from course.gradebook import open_gradebook, submissions
 
     logged = outcome_log.latest(Layout(source))
-    graded = submissions(source / "gradebook.db")
+    graded = [s for s in submissions(source / "gradebook.db") if only in (None, s.assignment)]
     copies = math.ceil(total / len(graded))
     made = 0
     for assignment in sorted({s.assignment for s in graded}):
@@ -119,11 +119,12 @@ def build(source: Path, total: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--submissions", type=int, default=300)
+    p.add_argument("--assignment", help="all submissions of this one assignment (default: the samples of all five)")
     p.add_argument("--grade", action="store_true", help="grade the samples in a copy even if this checkout has them")
     p.add_argument("--build", metavar="SOURCE", help=argparse.SUPPRESS)  # the step run inside the copy
     args = p.parse_args()
     if args.build:
-        build(Path(args.build), args.submissions)
+        build(Path(args.build), args.submissions, args.assignment)
         return 0
     source = graded_samples(reuse=not args.grade)
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
@@ -131,7 +132,8 @@ def main() -> int:
         _copy_course(course)
         start = time.perf_counter()
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build", str(source),
-                        "--submissions", str(args.submissions)], cwd=course, env=_env(course), check=True)
+                        "--submissions", str(args.submissions), *(["--assignment", args.assignment] if args.assignment
+                                                                  else [])], cwd=course, env=_env(course), check=True)
         print(f"built a class of {args.submissions} graded submissions in {time.perf_counter() - start:.0f} s")
         load = os.getloadavg()[0]
         seconds = _course(course, "report")
@@ -139,7 +141,8 @@ def main() -> int:
         pages = sorted(p.name for p in (course / "reports").glob("*.html"))
         size = max(p.stat().st_size for p in (course / "reports").glob("*.html")) / 2**20
         counts = [json.loads(line)["status"] for line in (course / "autograded" / "grading-log.jsonl").open()]
-        print(f"course report, {args.submissions} submissions ({len(counts)} logged), {len(pages)} pages "
+        what = f"{args.assignment} only" if args.assignment else "all assignments"
+        print(f"course report, {args.submissions} submissions of {what} ({len(counts)} logged), {len(pages)} pages "
               f"(largest {size:.1f} MiB): {seconds:.1f} s, {seconds / GOAL_S:.2f} of the {GOAL_S:.0f} s goal "
               f"(one run; load average {load:.1f} before, {after:.1f} after, on {os.cpu_count()} cores)")
     return 0

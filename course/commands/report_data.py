@@ -139,8 +139,8 @@ def _title(kind: str, gid: str, source) -> str:
 
 
 def _grades(assignment: str, layout: Layout) -> tuple[list[Cell], dict[str, tuple[bool, dict]]]:
-    """The assignment's cells, and student -> (flagged, cell key -> (points, pending, failed)),
-    read in one gradebook session."""
+    """The assignment's cells, and student -> (flagged, cell key -> (points without extra credit,
+    extra credit, waits for a person, max)), read in one gradebook session."""
     with open_gradebook(layout.gradebook) as gb:
         try:
             record = gb.find_assignment(assignment)

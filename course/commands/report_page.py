@@ -12,6 +12,8 @@ graded notebook is ever handed to them.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -50,9 +52,12 @@ def _figure(fig) -> Markup:
     return Markup(plotly_html(fig))
 
 
-def _whole(most: int) -> dict:
-    """Axis ticks for counts up to ``most``: whole numbers only where plotly would show halves."""
-    return {"dtick": 1} if most <= 10 else {}
+def _count_axis(values: list[float], start: float, size: float) -> dict:
+    """Whole-number ticks (plotly would show halves of a submission) for a histogram of ``values``
+    in bins of ``size`` from ``start``: a step of 1, 2 or 5 times a power of ten, about five ticks."""
+    most = max(Counter(math.floor((v - start) / size) for v in values).values(), default=1)
+    step = next(s * 10 ** k for k in range(12) for s in (1, 2, 5) if s * 10 ** k * 6 >= most)
+    return {"dtick": step, "tick0": 0}
 
 
 def score_figure(dist: Distribution):
@@ -74,7 +79,7 @@ def score_figure(dist: Distribution):
                                    hovertemplate="%{x} points: %{y} submissions<extra></extra>"), row=1, col=i)
         fig.update_xaxes(title_text="points", range=[-size, top + size], row=1, col=i)
         fig.update_yaxes(title_text="submissions" if i == 1 else None, rangemode="tozero", row=1, col=i,
-                         **_whole(dist.submissions))
+                         **_count_axis(values, -size / 2, size))
     fig.update_layout(height=330, bargap=0.05)
     return _figure(fig)
 
@@ -100,10 +105,12 @@ def cells_figure(rows: list[CellRow]):
 def time_figure(hp: Health):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Histogram(x=hp.seconds, marker_color="#8c564b", nbinsx=30,
+    start = math.floor(min(hp.seconds))
+    size = max((max(hp.seconds) - start) / 30, 0.5)
+    fig = go.Figure(go.Histogram(x=hp.seconds, marker_color="#8c564b", xbins={"start": start, "size": size},
                                  hovertemplate="%{x} s: %{y} submissions<extra></extra>"))
     fig.update_layout(height=280, xaxis={"title": "seconds to grade one submission"},
-                      yaxis={"title": "submissions", **_whole(len(hp.seconds))}, bargap=0.05)
+                      yaxis={"title": "submissions", **_count_axis(hp.seconds, start, size)}, bargap=0.05)
     return _figure(fig)
 
 
