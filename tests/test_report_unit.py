@@ -193,3 +193,12 @@ def test_the_pages_escape_what_they_show_and_inline_plotly_once():
 def test_a_class_without_submissions_gets_a_page_without_figures():
     page = assignment_page(ClassData(A, [T1], []), "quiz-cells.csv")
     assert "No submission of quiz is graded yet" in page and "Plotly" not in page
+
+
+def test_a_report_without_grades_says_what_to_do(tmp_path):
+    from course.commands import report
+    from course.config import CourseError
+
+    with pytest.raises(CourseError, match="course grade"):
+        report.run(layout=Layout(tmp_path))
+    assert not (tmp_path / "reports").exists()
