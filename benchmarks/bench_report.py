@@ -46,6 +46,7 @@ def _copy_course(dest: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from course.config import COURSE_FILES
 
+    dest.mkdir(parents=True, exist_ok=True)
     for part in COURSE_FILES:
         src = ROOT / part
         if src.is_dir():
@@ -54,17 +55,16 @@ def _copy_course(dest: Path) -> None:
             shutil.copy2(src, dest / part)
 
 
-def graded_samples(reuse: bool) -> Path:
+def graded_samples(reuse: bool, scratch: Path) -> Path:
     """A course root whose gradebook holds the graded samples: this checkout after ``make demo``
-    (``reuse``), else a copy graded here."""
+    (``reuse``), else a copy in ``scratch`` graded here."""
     if reuse and (ROOT / "gradebook.db").exists() and any((ROOT / "autograded").glob("*/*/*.ipynb")):
         return ROOT
     print("grading the samples in a copy (`make demo` first lets this reuse them) ...", flush=True)
-    graded = Path(tempfile.mkdtemp(prefix="bench-report-samples-"))
-    _copy_course(graded)
-    _course(graded, "samples")
-    print(f"  graded in {_course(graded, 'grade'):.0f} s", flush=True)
-    return graded
+    _copy_course(scratch)
+    _course(scratch, "samples")
+    print(f"  graded in {_course(scratch, 'grade'):.0f} s", flush=True)
+    return scratch
 
 
 def build(source: Path, total: int, only: str | None) -> None:
@@ -78,7 +78,7 @@ def build(source: Path, total: int, only: str | None) -> None:
     from course.engine.jobs import Outcome
     from course.engine.recording import record
     from course.files import write_atomic
-    from course.gradebook import open_gradebook, submissions
+    from course.gradebook import submissions
 
     logged = outcome_log.latest(Layout(source))
     graded = [s for s in submissions(source / "gradebook.db") if only in (None, s.assignment)]
@@ -103,17 +103,24 @@ def build(source: Path, total: int, only: str | None) -> None:
                 outcome_log.append(Outcome(student, score.assignment, entry.status, entry.message, entry.flags,
                                            entry.seconds * (0.8 + 0.4 * ((i * 37 + made) % 11) / 10)))
             if i % 3 == 0:
-                with open_gradebook(LAYOUT.gradebook) as gb:  # a person graded this one's written answers
-                    for snb in gb.find_submission(score.assignment, student).notebooks:
-                        answers = {c.name for c in snb.notebook.solution_cells}
-                        for grade in snb.grades:
-                            if grade.name in answers:
-                                grade.manual_score = grade.max_score * ((i + made) % 3) / 2
-                                grade.needs_manual_grade = False
-                    gb.db.commit()
+                _grade_written(score.assignment, student, (i + made) % 3 / 2)
             made += 1
             if made % 50 == 0:
                 print(f"  {made} submissions recorded", flush=True)
+
+
+def _grade_written(assignment: str, student: str, share: float) -> None:
+    """A person gives every written answer of the submission ``share`` of its points."""
+    from course.gradebook import open_gradebook
+
+    with open_gradebook() as gb:
+        for snb in gb.find_submission(assignment, student).notebooks:
+            answers = {c.name for c in snb.notebook.solution_cells}
+            for grade in snb.grades:
+                if grade.name in answers:
+                    grade.manual_score = grade.max_score * share
+                    grade.needs_manual_grade = False
+        gb.db.commit()
 
 
 def main() -> int:
@@ -126,9 +133,10 @@ def main() -> int:
     if args.build:
         build(Path(args.build), args.submissions, args.assignment)
         return 0
-    source = graded_samples(reuse=not args.grade)
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        course = Path(tmp)
+        source = graded_samples(not args.grade, Path(tmp) / "samples")
+        course = Path(tmp) / "class"
+        course.mkdir()
         _copy_course(course)
         start = time.perf_counter()
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build", str(source),
