@@ -56,4 +56,4 @@ lab: $(STAMP)           ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab
 
 clean:                  ## remove grading output (never submitted/ or the venv)
-	rm -rf autograded/*/ feedback gradebook.db grades.csv
+	rm -rf autograded/*/ autograded/grading-log.jsonl feedback gradebook.db grades.csv reports

@@ -5,12 +5,13 @@
     samples [ASSIGNMENT ...]        write the bundled sample submissions into submitted/
     grade [ASSIGNMENT ...]          autograde submitted/, write feedback/ and grades.csv
     scores                          print the score table from the gradebook
-    demo                            release + samples + grade + similarity reports: the whole pipeline
+    demo                            release + samples + grade + dashboard + similarity reports: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
     similarity ASSIGNMENT           rank pairs of submissions by how alike the students' own work is
+    report [ASSIGNMENT ...]         write the course dashboard into reports/ (HTML pages and per-cell CSVs)
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def cmd_demo(args) -> int:
         print(f"{name}: release/ {state}, {len(built)} sample submission(s) in submitted/")
     outcomes = grade.run(names, None, args.force, args.workers, None, unsafe)
     grade.report(names, outcomes, unsafe)
+    if any(o.ok for o in outcomes):
+        from .commands import report
+
+        print()
+        print(report.summary(report.run()))
     _demo_similarity(names)
     return 0
 
@@ -194,6 +200,14 @@ def cmd_similarity(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .commands import report
+
+    names = [check_assignment(n) for n in args.assignments]
+    print(report.summary(report.run(names or None)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -242,6 +256,8 @@ def parser() -> argparse.ArgumentParser:
                                                         "submitted/ (DIR/<student>/<assignment>/*.ipynb)")
     sim.add_argument("--pairs", type=int, default=20, metavar="N",
                      help="pairs shown side by side on the page (default: %(default)s)")
+    add("report", cmd_report, "write the course dashboard: reports/<assignment>.html and -cells.csv, "
+                              "reports/index.html (default: every graded assignment)")
     return p
 
 

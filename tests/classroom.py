@@ -106,8 +106,9 @@ def submission(released, replaced):
     return nb
 
 
-def build(root, students=tuple(STUDENTS)):
-    """Copy the course to ``root``, add fbmini, release it, hand in and grade the students."""
+def build(root, students=tuple(STUDENTS), before_grading=None):
+    """Copy the course to ``root``, add fbmini, release it, hand in and grade the students.
+    ``before_grading(root, released)``: hand in more, or change settings, before the one grade run."""
     copy_course(root, parts=("course", "utils", "course.toml", "nbgrader_config.py"))
     (root / "hidden_tests").mkdir(exist_ok=True)
     (root / "hidden_tests" / "__init__.py").write_text('"""Hidden tests."""\n')
@@ -121,6 +122,8 @@ def build(root, students=tuple(STUDENTS)):
         folder = root / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(submission(released, replaced), folder / f"{ASSIGNMENT}.ipynb")
+    if before_grading:
+        before_grading(root, released)
     output = run_course(root, "grade", ASSIGNMENT, timeout=600).stdout
     ungraded = [s for s in students if not (root / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()]
     assert not ungraded, f"the classroom's grading failed for {ungraded}:\n{output[-3000:]}"

@@ -123,6 +123,7 @@ def test_the_demo_completes_without_a_sandbox_and_says_why(tmp_path):
     notes = [line for line in demo.stdout.splitlines() if line.startswith("note: no sandbox here")]
     assert len(notes) == 1 and "could not start" in notes[0] and "grades its own sample submissions" in notes[0]
     assert re.search(r"correct\s+4/4 \+2 bonus", demo.stdout) and re.search(r"wrong\s+2/4", demo.stdout), demo.stdout
+    assert "all assignments: reports/index.html" in demo.stdout and (root / "reports" / "mini.html").is_file()
     refused = subprocess.run([sys.executable, "-m", "course", "grade", "mini", "--force"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "cannot sandbox student code here" in refused.stderr

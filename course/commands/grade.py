@@ -6,7 +6,8 @@ The parent's steps, around the pool (course/engine/pool.py) that runs the worker
    gradebook when source/ changed, write its due date (course/engine/plan.py);
 2. decide what to grade: every submission whose inputs changed (``--force``: all);
 3. as each result arrives, record it (course/engine/recording.py, the single writer) and
-   write that student's feedback pages, while the workers grade the next submissions;
+   write that student's feedback pages, while the workers grade the next submissions; log its
+   status and time (course/engine/outcome_log.py, read by the dashboard);
 4. print the score table and the summary, and write grades.csv.
 
 While the first submission runs in its sandbox, a thread loads what recording and the pages
@@ -22,7 +23,7 @@ import time
 from dataclasses import replace
 
 from ..config import FEEDBACK, GRADES_CSV, LAYOUT, ROOT, CourseError, check_assignment
-from ..engine import plan, pool, sandbox
+from ..engine import outcome_log, plan, pool, sandbox
 from ..engine.jobs import Job, Outcome, Status
 
 
@@ -75,6 +76,17 @@ def _recorder(assignment: str):
     return record
 
 
+def _logged(progress):
+    """Each outcome into the grading log (course/engine/outcome_log.py: status and time, for the
+    dashboard) as it arrives, then to ``progress``."""
+    def seen(outcome: Outcome) -> None:
+        outcome_log.append(outcome)
+        if progress:
+            progress(outcome)
+
+    return seen
+
+
 def grade(assignment: str, only: list[str] | None = None, force: bool = False, workers: int | None = None,
           scheduler: str | None = None, unsafe: bool = False, progress=None) -> list[Outcome]:
     """Autograde the submissions of ``assignment`` (all, or the students in ``only``)."""
@@ -88,9 +100,9 @@ def grade(assignment: str, only: list[str] | None = None, force: bool = False, w
     todo, outcomes = plan.jobs(assignment, only or available, force, unsafe)
     if todo:
         threading.Thread(target=_warm_up, daemon=True).start()
-    if progress:
-        for outcome in outcomes:
-            progress(outcome)
+    progress = _logged(progress)
+    for outcome in outcomes:
+        progress(outcome)
     outcomes += pool.grade_all(todo, workers, scheduler, _recorder(assignment), progress)
     _pages_missing(assignment, outcomes)
     return outcomes
