@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ..config import LAYOUT
 from ..engine.jobs import Outcome
 from ..gradebook import Score, Written, read
+from ..review import Standing, read_log, standing
 
 
-def _cell(score: Score | None, outcome: Outcome | None) -> str:
+def _cell(score: Score | None, outcome: Outcome | None, review: Standing = Standing()) -> str:
     if outcome is not None and not outcome.ok:
         return "not graded"
     if score is None:
@@ -20,16 +22,22 @@ def _cell(score: Score | None, outcome: Outcome | None) -> str:
         text += f" +{score.bonus:g} bonus"
     if score.seconds_late > 0:
         text += f" late -{score.late_penalty:g}" if score.late_penalty else " late"
+    if review.held:
+        text += " HELD"
+    elif review.decision and review.decision["event"] == "set":
+        text += " (set)"
     return text
 
 
 def table(assignments: list[str], students: list[str], outcomes: list[Outcome] = ()) -> str:
     """One row per student, one column per assignment: autograded points, then manual points
-    (``+?/4`` while a person has yet to grade 4 points of written answers), then extra credit."""
+    (``+?/4`` while a person has yet to grade 4 points of written answers), then extra credit;
+    ``HELD`` while a flagged grade waits for a person's review, ``(set)`` after a person set it."""
     by_key = {(o.student, o.assignment): o for o in outcomes}
+    events = read_log(LAYOUT)
     header = ["student", *assignments]
     rows = [
-        [s, *(_cell(read(a, s), by_key.get((s, a))) for a in assignments)]
+        [s, *(_cell(read(a, s), by_key.get((s, a)), standing(s, a, LAYOUT, events)) for a in assignments)]
         for s in students
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
