@@ -181,9 +181,9 @@ def cmd_review(args) -> int:
         event = review.decide(words[0], words[1], words[2:], reviewer(args.by), args.reason or "", args.bonus,
                               args.unsafe)
         before, after = event.get("before") or {}, event.get("after") or {}
-        print(f"{words[0]}/{words[1]}: {event['event']} recorded by {event['by']} "
-              f"(total {before.get('total', '-')} -> {after.get('total', '-')}; held: {before.get('held')} -> "
-              f"{after.get('held')}); feedback pages and grades.csv written again")
+        print(f"{words[0]}/{words[1]}: {event['event']} recorded by {event['by']} (total "
+              f"{review.number(before.get('total'))} -> {review.number(after.get('total'))}; held: "
+              f"{before.get('held')} -> {after.get('held')}); feedback pages and grades.csv written again")
         return 0
     if len(words) == 2:
         raise CourseError("name a decision: accept, set POINTS --reason TEXT, or regrade")

@@ -226,11 +226,12 @@ def enforce(student: str, assignment: str, layout: Layout = LAYOUT, events: list
     receipt = now_standing.receipt
     if receipt is None:
         return now_standing
-    registered = _registered(assignment)
     decision = now_standing.decision
     if decision and decision["event"] == "set":
-        scores, extra = _spread(receipt, registered, float(decision["points"]), float(decision.get("bonus") or 0))
+        scores, extra = _spread(receipt, _registered(assignment), float(decision["points"]),
+                                float(decision.get("bonus") or 0))
     elif any(e["event"] == "set" for e in history(events, student, assignment)):
+        registered = _registered(assignment)
         scores = {nb: dict.fromkeys(graded) for nb, graded in receipt["cells"].items()}
         extra = {nb: {gid: s for gid, s in graded.items() if registered.get(nb, {}).get(gid, (0, None))[1] is not None}
                  for nb, graded in receipt["cells"].items()}

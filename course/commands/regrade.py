@@ -36,6 +36,7 @@ from ..engine import plan, staging
 from ..engine.jobs import Outcome
 from ..files import write_atomic
 from ..gradebook import apply_due_date, cell_scores, submissions
+from .review import number
 
 
 @dataclass
@@ -99,10 +100,6 @@ def diff(assignment: str, out: Layout, students: list[str]) -> list[Change]:
     return changes
 
 
-def _number(value) -> str:
-    return "-" if value is None else f"{value:g}"
-
-
 def counts(changes: list[Change]) -> str:
     tally = {kind: sum(c.kind == kind for c in changes) for kind in ("raised", "lowered", "unchanged")}
     return f"{tally['raised']} raised, {tally['lowered']} lowered, {tally['unchanged']} unchanged"
@@ -115,9 +112,9 @@ def table(assignment: str, changes: list[Change]) -> str:
              f"  {'student':<{width}}  {'before':>7}  {'after':>7}  change"]
     for c in changes:
         note = f"  ({c.note})" if c.note else ""
-        lines.append(f"  {c.student:<{width}}  {_number(c.before.get('total')):>7}  {_number(c.after.get('total')):>7}"
+        lines.append(f"  {c.student:<{width}}  {number(c.before.get('total')):>7}  {number(c.after.get('total')):>7}"
                      f"  {c.kind.upper() if c.kind == 'lowered' else c.kind}{note}")
-        lines += [f"  {'':<{width}}    {gid}: {_number(a)} -> {_number(b)}  {message}" for gid, a, b, message in c.cells]
+        lines += [f"  {'':<{width}}    {gid}: {number(a)} -> {number(b)}  {message}" for gid, a, b, message in c.cells]
     return "\n".join(lines)
 
 
@@ -126,10 +123,10 @@ def page(assignment: str, changes: list[Change]) -> str:
     e = html.escape
     rows = []
     for c in changes:
-        cell_rows = "".join(f"<tr><td></td><td>{e(gid)}</td><td>{_number(a)}</td><td>{_number(b)}</td>"
+        cell_rows = "".join(f"<tr><td></td><td>{e(gid)}</td><td>{number(a)}</td><td>{number(b)}</td>"
                             f"<td>{e(message)}</td></tr>" for gid, a, b, message in c.cells)
         rows.append(f'<tr class="{c.kind}"><th>{e(c.student)}</th><td>total</td>'
-                    f"<td>{_number(c.before.get('total'))}</td><td>{_number(c.after.get('total'))}</td>"
+                    f"<td>{number(c.before.get('total'))}</td><td>{number(c.after.get('total'))}</td>"
                     f"<td>{e(c.kind)}{(' (' + e(c.note) + ')') if c.note else ''}</td></tr>{cell_rows}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Regrade of " + e(assignment) + "</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -182,7 +179,7 @@ def apply(assignment: str, by: str, allow_lower: bool = False, reason: str = "")
     changes = {c.student: c for c in diff(assignment, Layout(folder), [i.job.student for i in items])}
     lowered = [c for c in changes.values() if c.kind == "lowered"]
     if lowered and not allow_lower:
-        listed = "\n".join(f"  {c.student}: {_number(c.before.get('total'))} -> {_number(c.after.get('total'))}"
+        listed = "\n".join(f"  {c.student}: {number(c.before.get('total'))} -> {number(c.after.get('total'))}"
                            for c in lowered)
         raise CourseError(f"{len(lowered)} grade(s) would be lowered; nothing was changed. Pass --allow-lower "
                           f"to apply them:\n{listed}")

@@ -24,6 +24,10 @@ from ..files import write_atomic
 from ..gradebook import submissions
 
 
+def number(value) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def recorded(assignments: list[str] | None) -> list[tuple[str, str]]:
     """(student, assignment) of every recorded grade, by assignment then student."""
     return [(s.student, s.assignment) for s in submissions(LAYOUT.gradebook)
@@ -51,7 +55,7 @@ def describe(student: str, assignment: str, now: review.Standing, events: list[d
     lines += ["  evidence:"] + [f"    - {reason}" for reason in now.reasons] if now.reasons else []
     for event in review.history(events or [], student, assignment):
         before, after = event.get("before") or {}, event.get("after") or {}
-        change = f"total {before.get('total', '?')} -> {after.get('total', '?')}" if before or after else ""
+        change = f"total {number(before.get('total'))} -> {number(after.get('total'))}" if before or after else ""
         said = f": {event['reason']}" if event.get("reason") else ""
         lines.append(f"  {event.get('at', '?')} {event['event']} by {event.get('by', '?')}{said} ({change})")
     if now.held:
@@ -138,7 +142,8 @@ def ask(held: list[tuple[str, str, review.Standing]], by: str, prompt: Callable[
             print(f"  not recorded: {exc}")
             continue
         made += 1
-        print(f"  recorded: {event['event']} (total {event['before'].get('total')} -> {event['after'].get('total')})")
+        print(f"  recorded: {event['event']} (total {number(event['before'].get('total'))} -> "
+              f"{number(event['after'].get('total'))})")
     return made
 
 
