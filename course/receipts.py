@@ -122,8 +122,8 @@ def remove(layout: Layout, student: str, assignment: str) -> None:
 
 
 def short(receipt: dict) -> str:
-    """One line: the id's first 12 characters and when it was graded."""
-    return f"receipt {receipt['id'][:12]} (graded {receipt.get('graded_at', '?')})"
+    """The short form: the id's first 12 characters and when it was graded."""
+    return f"{receipt['id'][:12]} (graded {receipt.get('graded_at', '?')})"
 
 
 def total(receipt: dict) -> float:

@@ -293,7 +293,8 @@ def evidence(now_standing: Standing, student: str, assignment: str) -> str | Non
     lines += ["", f"Decide: `python -m course review {assignment} {student} accept` (the score as "
               "graded), `... set POINTS --reason TEXT`, or `... regrade`."]
     if now_standing.receipt:
-        lines += ["", f"Receipt: `{now_standing.receipt['id'][:12]}` (`python -m course receipt {student} {assignment}`)."]
+        lines += ["", f"Receipt: {receipts.short(now_standing.receipt)}, in full: `python -m course receipt "
+                  f"{student} {assignment}`."]
     return "\n".join(lines)
 
 

@@ -149,6 +149,7 @@ def test_every_recorded_grade_has_a_receipt(course):
     receipt = json.loads((root / "autograded" / "good" / "mini" / "receipt.json").read_text())
     assert receipt["cells"]["mini"] == {k: float(v) for k, v in FULL.items()} and receipt["flags"] == []
     assert f"receipt {receipt['id']}" in out
+    assert f"Receipt of this grade: {receipt['id'][:12]} (graded " in page(root, "good")  # its short form
     transformer = json.loads((root / "autograded" / "transformer" / "mini" / "receipt.json").read_text())
     assert any("hooks into IPython" in f for f in transformer["flags"])
 

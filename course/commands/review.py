@@ -51,7 +51,7 @@ def describe(student: str, assignment: str, now: review.Standing, events: list[d
     lines = [f"{assignment}/{student}: {state}"]
     if now.receipt:
         lines.append(f"  as graded: {receipts.total(now.receipt):g} autograded points (bonus included); "
-                     f"{receipts.short(now.receipt)}")
+                     f"receipt {receipts.short(now.receipt)}")
     lines += ["  evidence:"] + [f"    - {reason}" for reason in now.reasons] if now.reasons else []
     for event in review.history(events or [], student, assignment):
         before, after = event.get("before") or {}, event.get("after") or {}

@@ -46,7 +46,7 @@ import nbformat
 from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .. import cells, review
+from .. import cells, receipts, review
 from ..config import LAYOUT, ROOT, SUBMITTED, Layout
 from ..gradebook import open_gradebook
 from .colab import MARKER as COLAB_MARKER
@@ -334,6 +334,8 @@ class BuildFeedbackPage(NbGraderPreprocessor):
                     cell.outputs, cell.execution_count = [], None
         page_cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets,
                                          review_note(standing))
+        if standing.receipt:  # what the grade was computed from (course/receipts.py), in short
+            summary["receipt"] = receipts.short(standing.receipt)
         nb.cells = page_cells
         if summary["plotly"]:
             from plotly.offline import get_plotlyjs
