@@ -241,17 +241,17 @@ def test_a_persons_regrade_grades_again_and_the_decision_stands(course):
     assert grades(root)["transformer"]["written_status"] == "graded"  # the same notebooks: still graded
 
 
-def test_verify_finds_the_same_scores_and_reports_a_receipt_that_differs(course):
+def test_verify_reports_a_score_that_differs_from_its_receipt(course):
     root, _ = course
     receipt_path = root / "autograded" / "wrong" / "mini" / "receipt.json"
     receipt = json.loads(receipt_path.read_text())
     receipt["cells"]["mini"]["test_helper"] = 0.0  # as if an earlier run had scored it otherwise
     receipt_path.write_text(json.dumps(receipt))
-    proc = run_course(root, "verify", "mini", "--student", "good", "--student", "wrong", "--workers", "2",
-                      check=False, timeout=600)
+    # Identical receipts over two runs: tests/test_grading.py verifies samples of every assignment.
+    proc = run_course(root, "verify", "mini", "--student", "wrong", check=False, timeout=600)
     assert proc.returncode == 1, proc.stdout
-    assert re.search(r"mini/good\s+identical: receipt \w{12}", proc.stdout), proc.stdout
     assert re.search(r"mini/wrong\s+DIFFERS: mini/test_helper 0.0 -> 1.0", proc.stdout), proc.stdout
+    assert "0 of 1 identical to their receipts" in proc.stdout
 
 
 def test_a_new_submission_is_held_again_and_a_half_recorded_grade_is_held_until_graded(course):
