@@ -138,3 +138,16 @@ def test_the_evidence_cell_is_the_only_one_and_a_submission_cannot_bring_its_own
     assert len(nb.cells) == 1 and nb.cells[0].source == text and "input\\_transformers" in text
     review.place_evidence(nb, None)
     assert nb.cells == []
+
+
+def test_in_a_terminal_each_held_grade_is_asked_for_in_turn(monkeypatch):
+    from course.commands import review as command
+
+    made = []
+    monkeypatch.setattr(command, "describe", lambda student, assignment, now: f"{assignment}/{student}")
+    monkeypatch.setattr(command, "decide", lambda a, s, words, by, reason, unsafe=False: made.append(
+        (s, words, by, reason)) or {"event": words[0], "before": {"total": 6.0}, "after": {"total": 0.0}})
+    answers = iter(["set 0", "patched the checks", "", "q"])
+    held = [(s, "a", review.Standing(True, (FLAG,))) for s in ("ann", "bob", "cy", "dan")]
+    assert command.ask(held, "prof", prompt=lambda _: next(answers)) == 1
+    assert made == [("ann", ["set", "0"], "prof", "patched the checks")]  # bob left held, then quit
