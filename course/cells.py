@@ -3,8 +3,8 @@
 nbgrader marks its cells in ``metadata.nbgrader`` (``grade_id``, ``solution``, ``grade``,
 ``locked``, ``points``); the course adds ``metadata.course`` (``bonus``: extra credit of a
 bonus test cell; ``rubric``: the answer a rubric cell marks; ``rerun_after_restart``: the
-grader's own set-up cells; ``evidence``: why a graded notebook is held for review). Inside cells, nbgrader's delimiters fence the solution and the
-hidden tests. Every module of the course, and the tests, read these through the functions
+grader's own set-up cells; ``evidence``: the review evidence on top of a graded notebook).
+Inside cells, nbgrader's delimiters fence the solution and the hidden tests. Every module of the course, and the tests, read these through the functions
 here, so that a reader finds each rule once (as nbgrader's own ``nbgrader/utils.py`` does for
 its predicates, which ``is_grade``/``is_solution``/``is_locked`` follow).
 

@@ -82,12 +82,11 @@ def _messages(out: Layout, student: str, assignment: str) -> dict[str, str]:
 
 
 def diff(assignment: str, out: Layout, students: list[str]) -> list[Change]:
-    """The change of each student's grade between the course's records and the staged ones."""
+    """The change of each student's grade between the course's records and the staged ones
+    (``students``: those staging recorded)."""
     now_events, staged_events = review.read_log(LAYOUT), review.read_log(out)
     changes = []
     for student in students:
-        if review.grade_in_force(student, assignment, out, staged_events) == {}:
-            continue  # not recorded in staging (its grading failed): the report says why
         change = Change(student, review.grade_in_force(student, assignment, LAYOUT, now_events),
                         review.grade_in_force(student, assignment, out, staged_events))
         old, new = cell_scores(assignment, student, LAYOUT.gradebook), cell_scores(assignment, student, out.gradebook)
@@ -157,7 +156,7 @@ def stage(assignment: str, workers: int | None = None, unsafe: bool = False, pro
         raise CourseError(f"no recorded grade of {assignment} to grade again (course grade grades new submissions)")
     out, outcomes = staging.stage(assignment, students, LAYOUT.staging(assignment), workers, unsafe=unsafe,
                                   progress=progress)
-    changes = diff(assignment, out, students)
+    changes = diff(assignment, out, [o.student for o in outcomes if o.ok])
     write_atomic(out.root / "diff.html", page(assignment, changes))
     return changes, outcomes, gone
 
@@ -176,7 +175,7 @@ def apply(assignment: str, by: str, allow_lower: bool = False, reason: str = "")
     if stale:
         raise CourseError(f"the inputs of {', '.join(stale)} changed since the regrade was staged: run "
                           f"`python -m course regrade {assignment}` again and look at the new diff")
-    changes = {c.student: c for c in diff(assignment, Layout(folder), [i.job.student for i in items])}
+    changes = {c.student: c for c in diff(assignment, Layout(folder), [i.job.student for i in items if i.recorded])}
     lowered = [c for c in changes.values() if c.kind == "lowered"]
     if lowered and not allow_lower:
         listed = "\n".join(f"  {c.student}: {number(c.before.get('total'))} -> {number(c.after.get('total'))}"

@@ -66,7 +66,8 @@ def compare(old: dict, new: dict | None, assignment: str, student: str, why: str
         found.append("flags differ")
     if found:
         return Check(student, assignment, "DIFFERS", "; ".join(found))
-    ran = [f"{k}: {old['run'].get(k)} -> {new['run'].get(k)}" for k in receipts.RUN if old["run"].get(k) != new["run"].get(k)]
+    ran = [f"{k}: {old['run'].get(k)} -> {new['run'].get(k)}" for k in receipts.RUN
+           if old["run"].get(k) != new["run"].get(k)]
     return Check(student, assignment, "identical", f"receipt {new['id'][:12]}"
                  + (f" (ran elsewhere: {'; '.join(ran)})" if ran else ""))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config import LAYOUT, Layout
 from ..gradebook import apply_due_date
 from . import plan, pool
-from .jobs import Job, Outcome
+from .jobs import Job, Outcome, Result
 from .recording import accept
 
 RESULTS = "results.jsonl"
@@ -33,6 +33,14 @@ class Staged:
 
     job: Job
     result_json: str
+
+    @property
+    def recorded(self) -> bool:
+        """Whether staging recorded it (an error is reported, never recorded)."""
+        try:
+            return Result.from_json(self.result_json).status.recorded
+        except ValueError:
+            return False
 
 
 def _copy_gradebook(source: Path, dest: Path) -> None:

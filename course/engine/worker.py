@@ -104,8 +104,9 @@ def _grade_one(job: Job) -> Result:
 def _environment(home: Path, work: Path) -> dict[str, str]:
     """The whole environment of the run: nothing of the grader's own (secrets, paths) leaks in."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
-           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **KERNEL, "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime",
-           "IPYTHONDIR": f"{home}/ipython", "JUPYTER_PLATFORM_DIRS": "1"}
+           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **KERNEL,
+           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython",
+           "JUPYTER_PLATFORM_DIRS": "1"}
     env.update({k: os.environ[k] for k in PASSED_ON if k in os.environ})
     return env
 
