@@ -3,8 +3,8 @@
 nbgrader marks its cells in ``metadata.nbgrader`` (``grade_id``, ``solution``, ``grade``,
 ``locked``, ``points``); the course adds ``metadata.course`` (``bonus``: extra credit of a
 bonus test cell; ``rubric``: the answer a rubric cell marks; ``rerun_after_restart``: the
-grader's own set-up cells). Inside cells, nbgrader's delimiters fence the solution and the
-hidden tests. Every module of the course, and the tests, read these through the functions
+grader's own set-up cells; ``evidence``: the review evidence on top of a graded notebook).
+Inside cells, nbgrader's delimiters fence the solution and the hidden tests. Every module of the course, and the tests, read these through the functions
 here, so that a reader finds each rule once (as nbgrader's own ``nbgrader/utils.py`` does for
 its predicates, which ``is_grade``/``is_solution``/``is_locked`` follow).
 
@@ -104,6 +104,12 @@ def rubric_of(cell) -> str | None:
     """The grade id of the answer a rubric cell belongs to, or None for any other cell."""
     value = course_meta(cell).get("rubric") if cell.get("cell_type") == "markdown" else None
     return str(value) if value else None
+
+
+def is_evidence(cell) -> bool:
+    """The review evidence the recording puts on top of a flagged autograded notebook
+    (course/review.py); never a cell a submission brings."""
+    return cell.get("cell_type") == "markdown" and bool(course_meta(cell).get("evidence"))
 
 
 def region_lines(source: str, delimiters: Delimiters) -> set[int]:

@@ -12,6 +12,10 @@
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
     similarity ASSIGNMENT           rank pairs of submissions by how alike the students' own work is
     report [ASSIGNMENT ...]         write the course dashboard into reports/ (HTML pages and per-cell CSVs)
+    review [ASSIGNMENT [STUDENT DECISION]]   grades held for review; accept, set POINTS, regrade
+    regrade ASSIGNMENT [--apply]    grade every recorded submission again into staging; show the diff
+    receipt STUDENT ASSIGNMENT      print what a recorded grade was computed from
+    verify [ASSIGNMENT ...]         grade a sample again and compare the scores with their receipts
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import GRADES_CSV, FEEDBACK, ROOT, CourseError, assignments, check_assignment
+from .config import GRADES_CSV, FEEDBACK, LAYOUT, ROOT, CourseError, assignments, check_assignment
 
 
 def _names(given: list[str]) -> list[str]:
@@ -208,6 +212,98 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_review(args) -> int:
+    from .commands import review
+    from .review import read_log, reviewer
+
+    words = list(args.words)
+    names = [check_assignment(words[0])] if words else None
+    if len(words) >= 3:
+        event = review.decide(words[0], words[1], words[2:], reviewer(args.by), args.reason or "", args.bonus,
+                              args.unsafe)
+        before, after = event.get("before") or {}, event.get("after") or {}
+        print(f"{words[0]}/{words[1]}: {event['event']} recorded by {event['by']} (total "
+              f"{review.number(before.get('total'))} -> {review.number(after.get('total'))}; held: "
+              f"{before.get('held')} -> {after.get('held')}); feedback pages and grades.csv written again")
+        return 0
+    if len(words) == 2:
+        raise CourseError("name a decision: accept, set POINTS --reason TEXT, or regrade")
+    found = review.listing(names, everything=args.all)
+    events = read_log()
+    for student, assignment, standing in found:
+        print(review.describe(student, assignment, standing, events) + "\n")
+    held = [item for item in found if item[2].held]
+    print(f"{len(held)} grade(s) held for review" + ("" if held else ": nothing to decide"))
+    if held and review.interactive():
+        made = review.ask(held, reviewer(args.by), unsafe=args.unsafe)
+        print(f"{made} decision(s) recorded")
+    return 0
+
+
+def cmd_regrade(args) -> int:
+    from .commands import regrade
+    from .engine import pool
+    from .review import reviewer
+
+    name = check_assignment(args.assignment)
+    staged = LAYOUT.staging(name)
+    if not args.apply or not (staged / "results.jsonl").is_file():
+        students, gone = regrade.recorded_students(name)
+        print(f"{name}: grading {len(students)} recorded submission(s) again into {staged.relative_to(ROOT)}/ "
+              "(the course's records are not touched) ...", flush=True)
+        bar = pool.Progress(len(students), sys.stdout, sys.stderr)
+        try:
+            changes, outcomes, gone = regrade.stage(name, args.workers, args.unsafe, progress=bar)
+        finally:
+            bar.close()
+        print("\n" + regrade.table(name, changes))
+        for o in outcomes:
+            if not o.ok:
+                print(f"  not graded again: {o.student}: {o.message}")
+        for student in gone:
+            print(f"  not graded again: {student}: its submission is no longer in submitted/ (its grade is kept)")
+        print(f"\ndiff (HTML): {(staged / 'diff.html').relative_to(ROOT)}")
+        if not args.apply:
+            print(f"nothing changed; to record it: python -m course regrade {name} --apply"
+                  + (" --allow-lower" if any(c.kind == "lowered" for c in changes) else ""))
+            return 0
+    applied = regrade.apply(name, reviewer(args.by), args.allow_lower, args.reason or "")
+    print(f"{name}: applied; {len(applied)} grade(s) changed ({regrade.counts(applied)}), each in the review log; "
+          f"feedback pages and {GRADES_CSV.relative_to(ROOT)} written again")
+    return 0
+
+
+def cmd_receipt(args) -> int:
+    from . import receipts
+    from .review import standing
+
+    name = check_assignment(args.assignment)
+    receipt = receipts.read(LAYOUT, args.student, name)
+    if receipt is None:
+        raise CourseError(f"no receipt for {args.student}/{name}: not graded yet (or graded before receipts; "
+                          f"grade it again with --force)")
+    print(receipts.text(receipt))
+    now = standing(args.student, name)
+    print("review: " + ("held for review" if now.held else now.describe() or "not flagged"))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    import random
+
+    from .commands import verify
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10 ** 6)
+    rng = random.Random(seed)
+    checks = []
+    for name in _names(args.assignments):
+        chosen = verify.choose(name, args.student, None if args.all else args.sample, rng)
+        print(f"{name}: grading {len(chosen)} submission(s) again in the sandbox (sample seed {seed}) ...", flush=True)
+        checks += verify.verify(name, chosen, args.workers, args.unsafe)
+    print(verify.report(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -258,6 +354,32 @@ def parser() -> argparse.ArgumentParser:
                      help="pairs shown side by side on the page (default: %(default)s)")
     add("report", cmd_report, "write the course dashboard: reports/<assignment>.html and -cells.csv, "
                               "reports/index.html (default: every graded assignment)")
+    rv = add("review", cmd_review, "list grades held for review with their evidence; decide: accept, "
+                                   "set POINTS, regrade", assignments=False)
+    rv.add_argument("words", nargs="*", metavar="ASSIGNMENT [STUDENT DECISION [POINTS]]",
+                    help="DECISION: accept | set POINTS | regrade")
+    rv.add_argument("--reason", help="why (the audit log; a set's reason is shown on the feedback page)")
+    rv.add_argument("--bonus", type=float, default=0.0, help="extra credit a set gives (default 0)")
+    rv.add_argument("--by", help="who decides (default: the account name)")
+    rv.add_argument("--all", action="store_true", help="also list grades with a decision, and their history")
+    rv.add_argument("--unsafe", action="store_true", help="regrade without the sandbox")
+    rg = add("regrade", cmd_regrade, "grade every recorded submission again into staging, show what would "
+                                     "change; --apply records it", assignments=False)
+    rg.add_argument("assignment", metavar="ASSIGNMENT")
+    rg.add_argument("--apply", action="store_true", help="record the staged grades (grades again if none are staged)")
+    rg.add_argument("--allow-lower", action="store_true", help="apply even if grades are lowered")
+    rg.add_argument("--reason", help="why (goes into the review log with each changed grade)")
+    rg.add_argument("--by", help="who applies it (default: the account name)")
+    _pool_options(rg)
+    rc = add("receipt", cmd_receipt, "print what a recorded grade was computed from", assignments=False)
+    rc.add_argument("student", metavar="STUDENT")
+    rc.add_argument("assignment", metavar="ASSIGNMENT")
+    v = add("verify", cmd_verify, "grade recorded submissions again; fail if a score differs from its receipt")
+    v.add_argument("--sample", type=_workers, default=5, metavar="N", help="how many per assignment (default 5)")
+    v.add_argument("--all", action="store_true", help="every recorded submission")
+    v.add_argument("--student", action="append", help="this student (repeatable)")
+    v.add_argument("--seed", type=int, help="seed of the random sample (printed, to repeat it)")
+    _pool_options(v)
     return p
 
 

@@ -74,6 +74,19 @@ class Layout:
         """The feedback pages a student gets back: ``feedback/<student>/<assignment>/``."""
         return self.feedback / student / assignment
 
+    def receipt(self, student: str, assignment: str) -> Path:
+        """What a recorded grade was computed from, and what it was (course/receipts.py)."""
+        return self.graded(student, assignment) / "receipt.json"
+
+    @property
+    def review_log(self) -> Path:
+        """The review decisions, appended and never rewritten (course/review.py)."""
+        return self.root / "review.jsonl"
+
+    def staging(self, assignment: str) -> Path:
+        """A regrade's staged records before ``--apply`` (course/commands/regrade.py)."""
+        return self.root / "regrade" / assignment
+
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = Layout(ROOT)

@@ -134,3 +134,73 @@ def apply_due_date(assignment: str, db: Path = GRADEBOOK) -> None:
             gb.db.commit()
         else:
             gb.update_or_create_assignment(assignment, duedate=due)
+
+
+# -- what review decisions read and write (course/review.py) -----------------------------------
+
+def _answers(submitted_notebook) -> set[str]:
+    return {cell.name for cell in submitted_notebook.notebook.solution_cells}
+
+
+def flagged(assignment: str, student: str, db: Path = GRADEBOOK) -> bool | None:
+    """Whether nbgrader's flag is set on a notebook of the submission; None if it was never graded."""
+    if not Path(db).exists():
+        return None
+    with open_gradebook(db) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return any(nb.flagged for nb in submission.notebooks)
+
+
+def autograded_scores(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[str, dict[str, float]]:
+    """notebook -> grade id -> what the autograder gave each autograded cell (a bonus cell's
+    extra credit included), whatever a person has written over it."""
+    with open_gradebook(db) as gb:
+        submission = gb.find_submission(assignment, student)
+        return {nb.name: {g.name: (g.auto_score or 0.0) + (g.extra_credit or 0.0)
+                          for g in nb.grades if g.name not in _answers(nb)}
+                for nb in submission.notebooks}
+
+
+def manual_marks(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[tuple[str, str], bool]:
+    """(notebook, grade id) -> whether it waits for a person, for each written answer a person
+    has scored."""
+    with open_gradebook(db) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return {}
+        return {(nb.name, g.name): bool(g.needs_manual_grade) for nb in submission.notebooks
+                for g in nb.grades if g.name in _answers(nb) and g.manual_score is not None}
+
+
+def keep_manual_marks(assignment: str, student: str, marks: dict[tuple[str, str], bool],
+                      db: Path = GRADEBOOK) -> None:
+    """Written answers that were graded (``marks``, from before an autograde) are graded again:
+    nbgrader marks every manual score for review on each autograde, in case the answer changed;
+    the caller knows it did not."""
+    with open_gradebook(db) as gb:
+        submission = gb.find_submission(assignment, student)
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                if marks.get((nb.name, grade.name)) is False and grade.manual_score is not None:
+                    grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def override_autograded(assignment: str, student: str, scores: dict[str, dict[str, float | None]],
+                        extra: dict[str, dict[str, float]], db: Path = GRADEBOOK) -> None:
+    """Write scores over the autograder's: ``scores`` notebook -> grade id -> the score a person
+    set (None: the autograder's own counts again), ``extra`` the extra credit of bonus cells."""
+    with open_gradebook(db) as gb:
+        submission = gb.find_submission(assignment, student)
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                if grade.name in scores.get(nb.name, {}):
+                    grade.manual_score = scores[nb.name][grade.name]
+                    grade.needs_manual_grade = False
+                if grade.name in extra.get(nb.name, {}):
+                    grade.extra_credit = extra[nb.name][grade.name]
+        gb.db.commit()

@@ -27,7 +27,9 @@ except ImportError:  # browser.find_browser() says how to get it
 
 pytestmark = pytest.mark.xdist_group("browser")
 ROOT = browser.ROOT
-BROWSER_STUDENTS = ("good",)  # one submission is enough for the formgrader; grading takes time
+# Grading takes time: one honest submission for the formgrader, and the leaker, whose reading
+# of the hidden tests is flagged, for the evidence on top of its notebook.
+BROWSER_STUDENTS = ("good", "leaker")
 ANSWER_1_1 = "x = torch.tensor(2.0, requires_grad=True)\nf = 2 / ((5 - x) ** 2 + 2**2)\nf.backward()\ndfdx = x.grad"
 
 
@@ -183,6 +185,27 @@ def test_the_formgrader_lists_the_submissions_and_shows_the_rubric(session):
                   if CRITERIA in e.text)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rubric)
     shoot(driver, "c2-formgrader-rubric.png")
+
+
+def test_the_formgrader_shows_a_flagged_submission_s_evidence_on_top_of_its_notebook(session):
+    from selenium.webdriver.common.by import By
+
+    root, lab, driver = session
+    driver.get(lab.url(f"formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}"))
+    links = wait_for(lambda: [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "a")
+                              if "Submission #" in a.text], 60, "the submissions of the notebook", driver,
+                     "timeout-formgrader.png")
+    found = []
+    for href in links:
+        driver.get(href)
+        wait_for(lambda: CRITERIA in driver.find_element(By.TAG_NAME, "body").text, 60, "a grading view", driver,
+                 "timeout-evidence.png")
+        body = driver.find_element(By.TAG_NAME, "body").text
+        if "Review (for graders; never shown to students)" in body:
+            found.append(body)
+            shoot(driver, "c3-formgrader-evidence.png")
+    assert len(found) == 1, f"{len(found)} of {len(links)} grading views show review evidence"
+    assert "Held:" in found[0] and "touches the grader's hidden tests" in found[0]
 
 
 def test_a_feedback_page_draws_formulas_and_figures_offline(session):

@@ -26,8 +26,16 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("fbmini")
     output = classroom.build(root)
     for student in classroom.STUDENTS:
-        # The leaker's reading of the hidden module is also flagged for review by the grader.
         assert re.search(rf"{student}\s+(graded|flagged)", output), output
+    # The leaker's reading of the hidden module is flagged, so its grade is held and its page
+    # shows no verdict at all; a person accepts it here, so that the verdicts it would leak
+    # through are on the page the tests below look at.
+    held = classroom.page(root, "leaker")
+    assert re.search(r"leaker\s+flagged", output) and "Under review." in held
+    assert all(v.startswith("Pending") for v in verdicts(held)), verdicts(held)  # the written answer only
+    from conftest import run_course
+
+    run_course(root, "review", classroom.ASSIGNMENT, "leaker", "accept", "--reason", "to test its page")
     return root
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -174,13 +175,21 @@ def test_grades_csv_lists_every_graded_student(graded):
     assert set(by_student) == {s.student for s in samples.load(graded.assignment) if s.raw is None}
 
 
-def test_regrading_is_skipped_when_nothing_changed_and_stable_when_forced(graded):
-    before = scores.cell_scores(graded.assignment, "correct", db=graded.db)
+def test_grading_again_is_skipped_when_nothing_changed_and_gives_identical_scores(graded):
+    """Determinism: the correct sample and two mistakes, graded a second time in the sandbox by
+    `course verify`, must give scores and flags identical to their receipts (a flaky test is a bug)."""
     again = run_course(graded.root, "grade", graded.assignment).stdout
     assert re.search(r"correct\s+up to date", again), again
-    forced = run_course(graded.root, "grade", graded.assignment, "--force", "--student", "correct").stdout
-    assert re.search(r"correct\s+graded", forced), forced
-    assert scores.cell_scores(graded.assignment, "correct", db=graded.db) == before
+    mistakes = [s.student for s in samples.load(graded.assignment)
+                if s.fails and s.raw is None and s.solutions == "all"][:2]
+    assert len(mistakes) == 2
+    chosen = [arg for student in ("correct", *mistakes) for arg in ("--student", student)]
+    proc = run_course(graded.root, "verify", graded.assignment, *chosen, check=False)
+    assert proc.returncode == 0 and len(re.findall(r"\sidentical: receipt \w{12}", proc.stdout)) == 3, proc.stdout
+    receipt = json.loads((graded.root / "autograded" / "correct" / graded.assignment / "receipt.json").read_text())
+    autograded = {gid: pts for nb in _autograded_cells(graded.assignment).values() for gid, pts in nb.items()}
+    assert {gid: score for nb in receipt["cells"].values() for gid, score in nb.items()} == autograded
+    assert receipt["run"]["device"] == "cpu" and receipt["run"]["threads"] == "1"
     test_grading_never_modifies_a_submission(graded)
 
 

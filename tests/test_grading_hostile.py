@@ -3,8 +3,9 @@
 Each case is written so that its success would show: a read that works, a write that
 lands, a patch that is not caught changes the score, leaves a file behind or a process
 running. Every case has its expected outcome; honest students' grades must be the
-same as in a batch of honest submissions only. The batch runs on a real Dask
-LocalCluster with two worker processes (``--workers 2``).
+same as in a batch of honest submissions only; no flagged grade reaches a total in
+grades.csv or the LMS export before a person decides (course/review.py). The batch runs on
+a real Dask LocalCluster with two worker processes (``--workers 2``).
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ def cases(root, port):
         "import_hook": "import sys\nclass Finder:\n    def find_spec(self, *a):\n        return None\n"
                        "sys.meta_path.insert(0, Finder())\nvalue = 41",
         "exit_in_test": "import os\nvalue = 42",  # helper below exits the kernel inside test_helper
+        # The grader's references are importable while it grades: flagged, whatever it does with them.
+        "imports_hidden_tests": attempt("import hidden_tests"),
         # A package named like a course helper, written next to the notebook and put first on sys.path.
         "shadow_helper_at_runtime": ("import os, sys\nos.makedirs('utils', exist_ok=True)\n"
                                      "open('utils/__init__.py', 'w').write('def check_close(*a, **k):\\n    pass\\n')\n"
@@ -183,6 +186,15 @@ MALFORMED = ["invalid_json", "binary_junk", "nbformat3", "changed_cell_type", "d
              "duplicated_grade_cell", "colab_stripped", "symlink_notebook", "symlink_folder", "huge_notebook",
              "odd name ünï 'x'", "empty_folder", "renamed_notebook", "claims_points", "edited_locked_cell",
              "extra_files"]
+
+
+# Written by someone who never read the grader: no answer at all, and a first cell that makes
+# every test pass (the kernel skips each later cell, or swallows every error).
+UNREAD = {
+    "blank_transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "blank_no_asserts": ("import ast\nclass Drop(ast.NodeTransformer):\n    def visit_Assert(self, node):\n"
+                         "        return None\nget_ipython().ast_transformers.append(Drop())"),
+}
 
 
 def submission(released, answer=None, helper=None):
@@ -260,6 +272,11 @@ def _malformed(root, released):
     (sub("extra_files") / "utils").mkdir()
     (sub("extra_files") / "utils" / "__init__.py").write_text("def check_close(*a, **k):\n    pass\n")
     (sub("extra_files") / "notes.txt").write_text("my notes")
+    for student, first in UNREAD.items():
+        sub(student).mkdir(parents=True)
+        blank = nbformat.from_dict(released)
+        blank.cells.insert(0, nbformat.v4.new_code_cell(first, id="first"))
+        nbformat.write(blank, sub(student) / "mini.ipynb")
 
 
 def _scores(root, student):
@@ -482,10 +499,35 @@ def test_start_up_files_written_by_a_submission_never_run_in_the_next_kernel(bat
     assert _scores(root, "ipython_startup") == {"test_value": 0, "test_warns": 1, "test_helper": 0, "test_bonus": 0}
 
 
-def test_changed_type_or_deleted_test_cells_are_recorded_without_extra_points(batches):
+def test_changed_type_or_deleted_test_cells_are_put_back_and_the_answers_graded(batches):
     root, output, *_ = batches
     for student in ("changed_cell_type", "deleted_grade_cell"):
-        got = _scores(root, student)
-        assert set(got) == set(FULL) and all(got[k] <= FULL[k] for k in FULL), (_line(output, student), got)
-    assert "lacks the cells test_value" in _line(output, "deleted_grade_cell")
+        assert _scores(root, student) == FULL, _line(output, student)
+    assert "lacked the cells test_value: put back from the assignment" in _line(output, "deleted_grade_cell")
     assert "copies of the cells test_value" in _line(output, "duplicated_grade_cell")
+
+
+@pytest.fixture(scope="module")
+def exported(batches):
+    """The LMS export of the batch (it also writes grades.csv again)."""
+    import csv
+
+    root = batches[0]
+    run_course(root, "export-lms", "--out", str(root / "lms.csv"))
+    with open(root / "grades.csv", newline="") as handle:
+        rows = {r["student"]: r for r in csv.DictReader(handle)}
+    return rows, {r[0]: r[2] for r in csv.reader(open(root / "lms.csv"))}
+
+
+def test_no_flagged_grade_reaches_a_total_or_the_export_before_a_person_decides(batches, exported):
+    root, output = batches[:2]
+    rows, lms = exported
+    flagged = re.findall(r"^  (.+?)\s+flagged(?::| \[)", output, flags=re.M)
+    assert set(cases("/x", 1)["tampers"]) - {"exit_in_test", "forges_the_result"} | set(UNREAD) <= set(flagged)
+    for student in flagged:
+        assert rows[student]["total"] == "" and rows[student]["review"].startswith("held for review"), rows[student]
+        assert lms[student] == "", student
+    for student in UNREAD:  # what the hold keeps out: a blank notebook that scored
+        assert sum(_scores(root, student).values()) > 0, _line(output, student)
+    assert rows["good"]["total"] == lms["good"] == "6" and rows["good"]["review"] == ""
+    assert rows["wrong"]["total"] == lms["wrong"] == "2"

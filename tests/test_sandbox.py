@@ -213,6 +213,8 @@ def test_bad_grading_settings_are_explained(table, message):
     ("import os\nos._exit(0)", "exits or kills the kernel"),
     ("import builtins\nbuiltins.len = lambda x: 0", "touches builtins"),
     ("s = get_ipython().kernel.session\ns.send = drop_errors", "hooks into IPython"),
+    ("from hidden_tests.autodiff import reference_train\nw = reference_train(X, y)", "touches the grader's hidden tests"),
+    ("import importlib\nref = importlib.import_module('hidden' + '_tests.autodiff')", "touches the grader's hidden tests"),
 ])
 def test_static_scan_names_the_pattern_and_the_cell(source, reason):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, id="answer")])
@@ -225,6 +227,71 @@ def test_static_scan_ignores_honest_code_and_provided_cells():
     provided = nbformat.v4.new_code_cell("import sys\nsys.modules.pop('x', None)", id="setup")
     nb = nbformat.v4.new_notebook(cells=[honest, provided])
     assert guards.static_scan(nb, {provided.source}) == []
+
+
+def test_the_grader_s_own_locked_cells_may_import_hidden_tests(tmp_path):
+    """Test cells put back from source/ import hidden_tests; only student code is flagged for it."""
+    from course.engine.jobs import Job
+    from course.engine.prepare import prepare
+
+    test = _labelled("assert value == 42\n### BEGIN HIDDEN TESTS\nfrom hidden_tests.a import t\nt(value)\n"
+                     "### END HIDDEN TESTS", "test")
+    answer = _labelled("value = 42", "answer", solution=True, locked=False)
+    for folder, cells in ((tmp_path / "source" / "a", [answer, test]),
+                          (tmp_path / "submitted" / "s" / "a", [answer, _labelled("assert value == 42", "test")])):
+        folder.mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "a.ipynb")
+    job = Job(str(tmp_path), "a", "s", "f", True, Limits(), 100, ("a",))
+    assert prepare(job, str(tmp_path)).flags == []
+    sneaky = nbformat.v4.new_notebook(cells=[_labelled("import hidden_tests.a as h\nvalue = 42", "answer", True, False),
+                                             _labelled("assert value == 42", "test")])
+    nbformat.write(sneaky, tmp_path / "submitted" / "s" / "a" / "a.ipynb")
+    assert any("touches the grader's hidden tests in cell 'answer'" in f for f in prepare(job, str(tmp_path)).flags)
+
+
+def test_a_deleted_locked_cell_is_put_back_at_its_place():
+    source = nbformat.v4.new_notebook(cells=[
+        _labelled("import torch", "setup"), _labelled("value = 42", "answer", solution=True, locked=False),
+        _labelled("assert value == 42", "test"), _labelled("def helper(): ...", "helper", solution=True, locked=False),
+        _labelled("assert helper() == 1", "t2")])
+    handed_in = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("my notes", id="test"),  # a cell of the student's that took the id
+        _labelled("value = 41", "answer", solution=True, locked=False),
+        _labelled("def helper(): return 1", "helper", solution=True, locked=False)])
+    assert repair.put_back(handed_in, source) == ["setup", "test", "t2"]
+    assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in handed_in.cells] == \
+        [None, "setup", "answer", "test", "helper", "t2"]  # each next to its registered neighbour
+    assert len({c.id for c in handed_in.cells}) == len(handed_in.cells)  # ids stay unique
+    assert handed_in.cells[3].source == "assert value == 42" and handed_in.cells[3].outputs == []
+    nbformat.validate(handed_in)
+
+
+def test_a_symbolic_link_is_named_where_it_is_and_where_it_points_in_the_course(tmp_path):
+    from course.engine.prepare import check_submission
+
+    good = tmp_path / "submitted" / "good" / "a"
+    good.mkdir(parents=True)
+    (tmp_path / "submitted" / "linked").symlink_to(good.parent)
+    (tmp_path / "submitted" / "inner").mkdir()
+    (tmp_path / "submitted" / "inner" / "a").symlink_to("/etc")
+    said = check_submission(tmp_path / "submitted" / "linked" / "a", {"a.ipynb"}, 100)
+    assert said == "submitted/linked is a symbolic link (to submitted/good), not a folder: not graded"
+    said = check_submission(tmp_path / "submitted" / "inner" / "a", {"a.ipynb"}, 100)
+    assert said == "submitted/inner/a is a symbolic link (to outside the course), not a folder: not graded"
+
+
+def test_every_kernel_runs_on_the_cpu_with_one_thread_and_a_fixed_hash_seed(tmp_path):
+    from course.engine import worker
+
+    env = worker._environment(tmp_path, tmp_path)
+    assert (env["COURSE_DEVICE"], env["CUDA_VISIBLE_DEVICES"], env["OMP_NUM_THREADS"], env["PYTHONHASHSEED"]) == \
+        ("cpu", "", "1", "0")
+    facts = worker.ran_on()
+    assert (facts["device"], facts["threads"], facts["hash_seed"]) == ("cpu", "1", "0") and facts["python"]
+    result = Result("s", "a", Status.GRADED, ran_on=facts)
+    assert Result.from_json(result.to_json()).ran_on == facts
+    with pytest.raises(ValueError, match="ran_on"):
+        Result.from_json(result.to_json().replace('"threads": "1"', '"threads": 1'))
 
 
 def _test_cell(source="assert True", gid="t"):

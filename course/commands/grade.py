@@ -158,9 +158,15 @@ def report(names: list[str], outcomes: list[Outcome], unsafe: bool = False) -> N
         print(pool.summary(outcomes))
     flagged = [o for o in outcomes if o.status is Status.FLAGGED]
     if flagged:
-        print("\nFlagged for review (scores recorded; nbgrader's formgrader shows them flagged):")
+        from ..review import standing
+
+        print("\nFlagged for review. A held grade counts nowhere (no total in grades.csv or the LMS export, no "
+              "score on the feedback page) until a person decides: `python -m course review`; the formgrader "
+              "shows the evidence on top of the notebook.")
         for o in flagged:
-            print(f"  {o.student}/{o.assignment}: {'; '.join(o.flags)}")
+            now = standing(o.student, o.assignment)
+            state = "HELD" if now.held else now.describe() or "not held"
+            print(f"  {o.student}/{o.assignment} [{state}]: {'; '.join(o.flags)}")
     if any(o.ok for o in outcomes):
         if any(o.ok and o.status is not Status.UP_TO_DATE for o in outcomes) or not GRADES_CSV.exists():
             write_grades(scores=scores)

@@ -40,6 +40,7 @@ from ..engine import outcome_log
 from ..engine.recording import NOT_RUN
 from ..gradebook import Score, open_gradebook, submissions
 from ..plugins.feedback import verdict, visible_source
+from ..review import read_log, standing
 
 LIKELY_CAUSES = "likely_causes"  # key in a graded cell's metadata.course (see the module docstring)
 TITLE_CHARS = 80
@@ -102,11 +103,10 @@ class ClassData:
     unrecorded: list[outcome_log.Entry] = field(default_factory=list)  # logged errors with no grade
 
 
-def held(layout: Layout, student: str, assignment: str, flagged: bool) -> bool:
+def held(layout: Layout, student: str, assignment: str, events: list[dict]) -> bool:
     """Whether a recorded grade waits for a person before it counts: the one place the dashboard
-    asks. Today that is nbgrader's ``flagged`` (the grader flagged it; a person clears it in the
-    formgrader); a review workflow that holds flagged grades until a decision answers here."""
-    return flagged
+    asks, answered by the review workflow (course/review.py: flagged and no decision in force)."""
+    return standing(student, assignment, layout, events).held
 
 
 def _cells(assignment: str, notebook: str, registered: dict[str, float], answers: set[str],
@@ -186,10 +186,11 @@ def load(assignment: str, layout: Layout = LAYOUT, scores: Iterable[Score] | Non
     scores = [s for s in (submissions(layout.gradebook) if scores is None else scores) if s.assignment == assignment]
     found, grades = _grades(assignment, layout) if scores else ([], {})
     logged = outcome_log.latest(layout)
+    events = read_log(layout)
     result = []
     for score in scores:
         flagged, by_cell = grades.get(score.student, (False, {}))
-        sub = Submission(score, flagged, held(layout, score.student, assignment, flagged), {},
+        sub = Submission(score, flagged, held(layout, score.student, assignment, events), {},
                          log=logged.get((score.student, assignment)))
         for cell in found:
             sub.points[cell.key], lost = _earned(cell, by_cell.get(cell.key))

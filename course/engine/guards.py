@@ -60,12 +60,16 @@ PATTERNS = {
     r"\bgc\.get_objects\b|\bctypes\b|\binspect\.getsource\b|_ih\b|\bIn\[": "reads the grader's code",
     r"\batexit\b|\bsetsid\b|\bnohup\b|\bdaemon\b|os\.fork\b": "leaves a process or hook behind",
     r"\bsocket\b|\burllib\b|\brequests\.|\bhttp\.client\b": "uses the network",
+    # The grader's references are importable in the kernel while it grades (the test cells
+    # import them): student code has no business there.
+    r"hidden_tests|hidden['\"]\s*\+?\s*['\"]_?tests": "touches the grader's hidden tests",
 }
 
 
 def static_scan(nb, provided: set[str] = frozenset()) -> list[str]:
     """Reasons to review: patterns of tampering in the cells the student wrote or changed
-    (``provided``: sources of the released cells, which are the course's own code)."""
+    (``provided``: sources of the course's own cells: released code, and the locked cells
+    put back from source/, whose hidden tests import ``hidden_tests``)."""
     found = []
     for cell in nb.cells:
         if cell.cell_type != "code" or cell.source.strip() in provided:

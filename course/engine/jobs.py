@@ -62,6 +62,7 @@ class Result:
     fingerprint: str = ""
     timestamp: str | None = None
     seconds: float = 0.0
+    ran_on: dict[str, str] = field(default_factory=dict)  # how the kernel ran (worker.ran_on): for the receipt
 
     def to_json(self) -> str:
         data = dict(self.__dict__, status=self.status.value)
@@ -74,7 +75,8 @@ class Result:
         if not isinstance(data, dict):
             raise ValueError("a grading result must be a JSON object")
         expected = {"student": str, "assignment": str, "status": str, "message": str, "flags": list,
-                    "notebooks": dict, "fingerprint": str, "timestamp": (str, type(None)), "seconds": (int, float)}
+                    "notebooks": dict, "fingerprint": str, "timestamp": (str, type(None)), "seconds": (int, float),
+                    "ran_on": dict}
         if set(data) != set(expected):
             raise ValueError(f"a grading result has the fields {sorted(data)}, expected {sorted(expected)}")
         for key, kind in expected.items():
@@ -84,6 +86,8 @@ class Result:
             raise ValueError("flags of a grading result must be strings")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in data["notebooks"].items()):
             raise ValueError("notebooks of a grading result must map names to JSON text")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in data["ran_on"].items()):
+            raise ValueError("ran_on of a grading result must map names to text")
         data["status"] = Status(data["status"])  # ValueError for an unknown status
         return cls(**data)
 

@@ -15,10 +15,9 @@ the first sandbox before the gradebook's code has even loaded (course/commands/g
 
 from __future__ import annotations
 
-import os
 import tempfile
 
-from ..config import AUTOGRADED, GRADEBOOK, LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, helper_paths, settings
+from ..config import LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, Layout, helper_paths, settings
 from .. import files as stamps
 from .jobs import Job, Outcome, Status
 
@@ -66,17 +65,19 @@ def _recorded(assignment: str, student: str) -> bool:
     return read(assignment, student) is not None
 
 
-def register(assignment: str) -> None:
-    """Make the gradebook know the assignment's current cells before anything is recorded."""
+def register(assignment: str, out: Layout = LAYOUT) -> None:
+    """Make the gradebook know the assignment's current cells before anything is recorded
+    (``out``: the records to register in: the course's, or a regrade's staging copy)."""
     from .. import nbgrader_cli
 
-    stamp_file = AUTOGRADED / f".registered-{assignment}"
+    stamp_file = registered_stamp(assignment, out)
     stamp = stamps.digest([SOURCE / assignment, ROOT / "nbgrader_config.py"])
-    if GRADEBOOK.exists() and stamps.matches(stamp_file, stamp):
+    if out.gradebook.exists() and stamps.matches(stamp_file, stamp):
         return
     with tempfile.TemporaryDirectory(prefix="register-") as scratch:
         result = nbgrader_cli.run("generate_assignment", assignment, "--force",
-                                  f"--CourseDirectory.release_directory={scratch}", check=False)
+                                  f"--CourseDirectory.release_directory={scratch}",
+                                  f"--CourseDirectory.db_url=sqlite:///{out.gradebook}", check=False)
     if not result.ok:
         if "Cannot add or remove cells" in result.log:
             raise CourseError(
@@ -86,6 +87,10 @@ def register(assignment: str) -> None:
                 "(grades.csv) and move gradebook.db away."
             )
         raise CourseError(f"could not register {assignment} in the gradebook: {'; '.join(result.errors()[-3:])}")
-    os.makedirs(AUTOGRADED, exist_ok=True)
     stamps.record(stamp_file, stamp)
+
+
+def registered_stamp(assignment: str, out: Layout = LAYOUT):
+    """What the gradebook's registration of the assignment was made from."""
+    return out.autograded / f".registered-{assignment}"
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 
+from .. import cells
 from ..config import HELPERS, Layout
 from . import guards, repair
 from .jobs import Job
@@ -65,9 +66,10 @@ def check_submission(folder: Path, expected: set[str], max_mb: int) -> str | Non
     a submission folder or notebook that is a symbolic link could point at another
     student's work or an instructor's file."""
     shown = f"submitted/{folder.parent.name}/{folder.name}"
-    for path in (folder.parent, folder):
+    for path, name in ((folder.parent, f"submitted/{folder.parent.name}"), (folder, shown)):
         if path.is_symlink():
-            return f"{shown} is a symbolic link (to {os.readlink(path)}), not a folder: not graded"
+            return f"{name} is a symbolic link (to {_shown_target(path, folder.parent.parent.parent)}), not a " \
+                   "folder: not graded"
     links = sorted(p.name for p in folder.iterdir() if p.is_symlink())
     if links:
         return f"{shown} holds symbolic links ({', '.join(links)}): submit the files themselves"
@@ -79,6 +81,16 @@ def check_submission(folder: Path, expected: set[str], max_mb: int) -> str | Non
             return (f"{shown}/{path.name} is {size / 2**20:.0f} MiB, over the {max_mb} MiB limit "
                     "(course.toml [grading] max_notebook_mb): clear its outputs and submit again")
     return check_notebooks(folder, expected, shown)
+
+
+def _shown_target(link: Path, root: Path) -> str:
+    """Where a link points, named from the course root when it points inside the course (no
+    host path in a report)."""
+    target = Path(os.path.normpath(link.parent / os.readlink(link)))
+    try:
+        return str(target.relative_to(root))
+    except ValueError:
+        return "outside the course"
 
 
 @dataclass
@@ -118,7 +130,7 @@ def prepare(job: Job, home: str) -> Prepared:
 
 def _prepare_notebook(nb, name: str, layout: Layout, assignment: str, prepared: Prepared) -> None:
     release = layout.release / assignment / f"{name}.ipynb"
-    provided = set()
+    provided, missing = set(), []
     if release.exists():
         released = nbformat.read(release, as_version=4)
         provided = {c.source.strip() for c in released.cells if c.cell_type == "code"}
@@ -126,15 +138,22 @@ def _prepare_notebook(nb, name: str, layout: Layout, assignment: str, prepared: 
         if restored:
             prepared.notes.append(f"{name}.ipynb had lost nbgrader's cell metadata (Colab or another editor): "
                                   f"{len(restored)} cell(s) matched to the assignment by id, content or position")
-        if missing:
-            prepared.notes.append(f"{name}.ipynb lacks the cells {', '.join(missing)}: they score zero")
     copies = repair.deduplicate(nb)
     if copies:
         prepared.notes.append(f"{name}.ipynb has copies of the cells {', '.join(copies)}: only the first of each "
                               "counts")
     source = layout.source / assignment / f"{name}.ipynb"
     if source.exists():
-        repair.overwrite_registered(nb, nbformat.read(source, as_version=4))
+        source_nb = nbformat.read(source, as_version=4)
+        back = repair.put_back(nb, source_nb)
+        if back:
+            prepared.notes.append(f"{name}.ipynb lacked the cells {', '.join(back)}: put back from the assignment "
+                                  "at their place and run, so the answers are graded as usual")
+        missing = [gid for gid in missing if gid not in back]
+        repair.overwrite_registered(nb, source_nb)
+        provided |= {c.source.strip() for c in source_nb.cells if cells.is_locked(c)}  # now the instructor's
+    if missing:
+        prepared.notes.append(f"{name}.ipynb lacks the cells {', '.join(missing)}: they score zero")
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

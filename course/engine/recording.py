@@ -9,15 +9,19 @@ sandbox (forged metadata, extra credit, a test cell's source) counts:
 * the graded cells are put back to what the gradebook registered (``OverwriteCells``);
   stderr warnings are dropped and long outputs cut (``IgnorePattern``, ``LimitOutput``);
 * a test cell scores with nbgrader's rule (``SaveAutoGrades``), except that a test cell
-  that never ran (the kernel died or exited before it) scores zero;
+  that never ran (the kernel died or exited before it, or the run lacks it) scores zero;
 * extra credit comes only from bonus cells of ``source/`` (course/plugins/bonus.py) that
   passed; graders' manual scores are kept, as nbgrader does; the late penalty is assessed
   (``AssignLatePenalties``, with the plugin of nbgrader_config.py);
-* the autograded notebook, which the formgrader shows, gets each written answer's rubric.
+* the autograded notebook, which the formgrader shows, gets each written answer's rubric;
+* then course/engine/settle.py: graded written answers of unchanged notebooks stay graded,
+  the review decision in force is written again, the receipt, and the review evidence on top
+  of a flagged notebook.
 
 Each submission is written in its own transactions right after it finishes, and its stamp
 last, so a grader killed mid-batch (even ``kill -9``) keeps everything recorded before and
-grades the rest on the next run.
+grades the rest on the next run; a grade caught half-recorded has no receipt and is held
+for review until then (course/review.py).
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_output
 
-from .. import cells
+from .. import cells, receipts
 from ..config import LAYOUT, SOURCE, Layout
 from ..files import record as record_stamp, write_atomic
 from ..gradebook import open_gradebook
 from ..nbgrader_cli import nbgrader_config
 from ..plugins import bonus
+from . import repair, settle
 from .jobs import Job, Outcome, Result, Status
 
 NOT_RUN = "this test cell did not run (the kernel had stopped before it): no points"
@@ -69,6 +74,9 @@ def record(assignment: str, student: str, notebooks: dict[str, object], flagged:
         if nb is None:
             _zero(db, assignment, student, name, flagged)
             continue
+        source = SOURCE / assignment / f"{name}.ipynb"
+        if source.exists():  # a test cell the run lacks is put back unrun: it scores zero, never an old score
+            repair.put_back(nb, nbformat.read(source, as_version=4))
         for step in (OverwriteCells, IgnorePattern, LimitOutput):
             nb, resources = step(config=config).preprocess(nb, resources)
         _mark_not_run(nb)
@@ -113,8 +121,8 @@ def _extra_credit(db, assignment: str, student: str, name: str, nb, flagged: boo
         gb.db.commit()
 
 
-def accept(result_json: str, job: Job) -> Outcome:
-    """Record one worker's result (the parent, the only writer); a malformed result is an error."""
+def parse(result_json: str, job: Job) -> tuple[Result, dict[str, object]]:
+    """A worker's result for ``job``, validated, and its notebooks read; ValueError if malformed."""
     try:
         result = Result.from_json(result_json)
         if (result.student, result.assignment) != (job.student, job.assignment):
@@ -127,24 +135,39 @@ def accept(result_json: str, job: Job) -> Outcome:
             nbformat.validate(nb)
             notebooks[name] = nb
     except Exception as exc:
-        return Outcome(job.student, job.assignment, Status.ERROR, f"the grading result was malformed: {exc}")
+        raise ValueError(f"the grading result was malformed: {exc}") from exc
+    return result, notebooks
+
+
+def accept(result_json: str, job: Job, out: Layout | None = None) -> Outcome:
+    """Record one worker's result (the parent, the only writer); a malformed result is an error.
+
+    ``out``: the records to write (the gradebook, ``autograded/``, receipts, stamps, the review
+    log it reads): the course's own by default, a staging copy for ``course regrade``."""
+    try:
+        result, notebooks = parse(result_json, job)
+    except ValueError as exc:
+        return Outcome(job.student, job.assignment, Status.ERROR, str(exc))
     if not result.status.recorded:
         return result.outcome()
-    layout = Layout(Path(job.root))
-    folder = layout.graded(job.student, job.assignment)
-    stamp_file = layout.graded_stamp(job.student, job.assignment)
+    out = out or Layout(Path(job.root))
+    folder = out.graded(job.student, job.assignment)
+    stamp_file = out.graded_stamp(job.student, job.assignment)
+    previous = settle.snapshot(out, job)
     if stamp_file.is_file() and not stamp_file.is_symlink():
         stamp_file.unlink()  # until the new scores are all written, this submission counts as not graded
-    timestamp = _timestamp(layout.submission(job.student, job.assignment))
-    recorded = record(job.assignment, job.student, notebooks, bool(result.flags), timestamp, layout.gradebook)
+    receipts.remove(out, job.student, job.assignment)  # and is held for review (course/review.py)
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    timestamp = _timestamp(Layout(Path(job.root)).submission(job.student, job.assignment))
+    recorded = record(job.assignment, job.student, notebooks, bool(result.flags), timestamp, out.gradebook)
+    standing = settle.settle(out, job, result, recorded, previous, timestamp)
     for name, nb in recorded.items():
         write_atomic(folder / f"{name}.ipynb", nbformat.writes(nb))
     record_stamp(stamp_file, result.fingerprint)
-    return result.outcome()
+    return settle.outcome(result, standing)
 
 
 def _timestamp(folder: Path):

@@ -7,6 +7,9 @@
   cells) by position: the one unlabelled cell of the same type between the matched
   neighbours. What cannot be matched is reported, never guessed.
 * ``deduplicate``: a copied test cell would count twice (or make nbgrader refuse the notebook).
+* ``put_back``: a locked cell the submission lacks (a test cell deleted, by accident or not)
+  is put back from the instructor's notebook at its place, so it runs and scores what the
+  student's answers earn, instead of scoring nothing (or, on a regrade, keeping an old score).
 * ``overwrite_registered``: every cell with a grade id gets its type, lock, points and (when
   locked: tests, provided code) its source back from the instructor's notebook, as nbgrader's
   ``OverwriteCells`` does from the gradebook, so that the run executes the registered checks.
@@ -67,6 +70,33 @@ def deduplicate(nb) -> list[str]:
         elif gid:
             seen.add(gid)
     return sorted(set(dropped))
+
+
+def put_back(nb, source_nb) -> list[str]:
+    """Put every locked cell of the instructor's notebook that ``nb`` lacks (tests, provided
+    code) back in place: after the registered cell that precedes it in the instructor's
+    notebook, else before the one that follows it. Returns the grade ids put back."""
+    gid = cells.grade_id
+    order = [c for c in source_nb.cells if gid(c)]
+    present = {gid(c) for c in nb.cells if gid(c)}
+    ids = {c.get("id") for c in nb.cells}
+    added = []
+    for i, ref in enumerate(order):
+        if gid(ref) in present or not cells.is_locked(ref) or cells.is_solution(ref):
+            continue
+        where = {gid(c): n for n, c in enumerate(nb.cells) if gid(c)}
+        before = next((where[gid(c)] + 1 for c in reversed(order[:i]) if gid(c) in where), None)
+        after = next((where[gid(c)] for c in order[i + 1:] if gid(c) in where), len(nb.cells))
+        cell = copy.deepcopy(ref)
+        if cell.get("id") in ids:
+            cell["id"] = f"{gid(ref)}-put-back"[:64]
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        nb.cells.insert(after if before is None else before, cell)
+        present.add(gid(ref))
+        ids.add(cell.get("id"))
+        added.append(gid(ref))
+    return added
 
 
 def overwrite_registered(nb, source_nb) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -46,6 +47,12 @@ MAX_RESTARTS = 3  # kernel deaths a notebook may survive (course/engine/execute.
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc")
 # Environment variables of the grader that the kernel gets too (a course-wide switch, say).
 PASSED_ON = ("COURSE_NO_PROGRESS",)
+# How every kernel runs, so that the same inputs give the same scores (course/receipts.py):
+# on the CPU (the sandbox shows no GPU; utils.get_device reads COURSE_DEVICE, and CUDA is
+# hidden for --unsafe runs on a machine that has one), with one thread, and with a fixed hash
+# seed (the order of sets of strings; every other seed is set by the notebooks and tests).
+KERNEL = {"COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+          "PYTHONHASHSEED": "0"}
 
 
 def grade_one(job_json: str) -> str:
@@ -57,10 +64,22 @@ def grade_one(job_json: str) -> str:
     except Exception as exc:  # a bug of the grader itself: still one result, the batch goes on
         result = Result(job.student, job.assignment, Status.ERROR, f"the grader failed: {type(exc).__name__}: {exc}")
     result.fingerprint = job.fingerprint
+    result.ran_on = ran_on()
     result.seconds = round(time.perf_counter() - start, 2)
     if job.unsafe:
         result.message = "; ".join(m for m in (result.message, UNSAFE_NOTE) if m)
     return result.to_json()
+
+
+def ran_on() -> dict[str, str]:
+    """How this worker's kernels run (KERNEL), and on what: for the receipt of each grade."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                    if line.startswith("model name")), "")
+    return {"device": KERNEL["COURSE_DEVICE"], "threads": KERNEL["OMP_NUM_THREADS"],
+            "hash_seed": KERNEL["PYTHONHASHSEED"], "python": f"{platform.python_implementation()} "
+            f"{platform.python_version()}", "machine": platform.machine(), "cpu": cpu or platform.processor()}
 
 
 def _grade_one(job: Job) -> Result:
@@ -85,9 +104,9 @@ def _grade_one(job: Job) -> Result:
 def _environment(home: Path, work: Path) -> dict[str, str]:
     """The whole environment of the run: nothing of the grader's own (secrets, paths) leaks in."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
-           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime",
-           "IPYTHONDIR": f"{home}/ipython", "JUPYTER_PLATFORM_DIRS": "1",
+           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **KERNEL,
+           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython",
+           "JUPYTER_PLATFORM_DIRS": "1",
            # As nbgrader's autograding: notebooks skip their hand-in cell and progress bars.
            "NBGRADER_EXECUTION": "autograde"}
     env.update({k: os.environ[k] for k in PASSED_ON if k in os.environ})

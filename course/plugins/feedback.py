@@ -46,7 +46,7 @@ import nbformat
 from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .. import cells
+from .. import cells, receipts, review
 from ..config import LAYOUT, ROOT, SUBMITTED, Layout
 from ..gradebook import open_gradebook
 from .colab import MARKER as COLAB_MARKER
@@ -215,9 +215,30 @@ def _offline_outputs(cell, flags: dict) -> None:
             data.pop(kind, None)
 
 
+def review_note(standing) -> dict:
+    """What the page says of a grade in review (course/review.py): held, it shows no points at
+    all (a flagged run's verdicts may be inflated); set by a person, the totals and why, without
+    the run's per-cell verdicts (the points are the person's, not the cells')."""
+    if standing is None:
+        return {}
+    if standing.held:
+        return {"held": True, "plain": True,
+                "note": "This grade is under review: a person checks this submission before its points count. "
+                        "Your notebook is shown as you handed it in; the points will follow the review."}
+    decision = standing.decision
+    if decision and decision["event"] == "set":
+        bonus = f" and +{decision['bonus']:g} bonus" if decision.get("bonus") else ""
+        said = f": {decision['reason']}" if decision.get("reason") else ""
+        return {"plain": True, "note": f"After review, your autograded points were set to {decision['points']:g}"
+                                       f"{bonus}{said}"}
+    return {}
+
+
 def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tests: set,
-               secrets: set[str]) -> tuple[list, dict]:
-    """The cells of the feedback page and the summary shown on top of it."""
+               secrets: set[str], reviewed: dict | None = None) -> tuple[list, dict]:
+    """The cells of the feedback page and the summary shown on top of it; ``reviewed``: what
+    ``review_note`` says (a held grade shows no points, a set one no per-cell verdicts)."""
+    reviewed = reviewed or {}
     counts = {str(c.get("execution_count")): i for i, c in enumerate(graded.cells, start=1)
               if c.cell_type == "code" and c.get("execution_count") is not None}
     graded_by_id = {cells.grade_id(c): c for c in graded.cells if cells.grade_id(c)}
@@ -233,7 +254,7 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
         gid = cells.grade_id(cell)
         if gid in sources and sources[gid]["locked"]:
             cell.source = visible_source(sources[gid]["source"])  # what the release shows
-        if gid in grades:
+        if gid in grades and not (reviewed.get("plain") and gid in tests):
             grade = grades[gid]
             info = {"grade_id": gid, "max": _number(grade["max"])}
             if gid in tests:
@@ -259,7 +280,9 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
             rows.append(info)
         _offline_outputs(cell, flags)
         page_cells.append(cell)
-    return page_cells, {"rows": rows, "plotly": flags["plotly"], **_totals(grades, answers, tests)}
+    totals = {} if reviewed.get("held") else _totals(grades, answers, tests)
+    return page_cells, {"rows": rows, "plotly": flags["plotly"], **totals, "held": bool(reviewed.get("held")),
+                        "review_note": reviewed.get("note", "")}
 
 
 def _title(info: dict, source: str) -> str:
@@ -302,13 +325,17 @@ class BuildFeedbackPage(NbGraderPreprocessor):
         grades, sources, answers, tests = _grades(info["db_url"], info["assignment"], info["student"],
                                                   info["notebook"])
         secrets = hidden_lines([s["source"] for s in sources.values()])
+        standing = resources.get("course_review") or review.standing(info["student"], info["assignment"])
         submitted = _read_submitted(info["student"], info["assignment"], info["notebook"])
         if submitted is None:  # the submission went away since grading: the student's cells, no outputs
             submitted = nbformat.from_dict(nb)
             for cell in submitted.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
-        page_cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets)
+        page_cells, summary = build_page(nb, submitted, grades, sources, answers, tests, secrets,
+                                         review_note(standing))
+        if standing.receipt:  # what the grade was computed from (course/receipts.py), in short
+            summary["receipt"] = receipts.short(standing.receipt)
         nb.cells = page_cells
         if summary["plotly"]:
             from plotly.offline import get_plotlyjs
@@ -351,13 +378,14 @@ def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[
 
     folder = layout.pages(student, assignment)
     folder.mkdir(parents=True, exist_ok=True)
+    standing = review.standing(student, assignment, layout)
     written = []
     for path in sorted(layout.graded(student, assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"db_url": f"sqlite:///{layout.gradebook}", "assignment": assignment,
                                   "student": student, "notebook": path.stem},
                      "metadata": {"name": path.stem, "path": str(path.parent)},
-                     "config_dir": jupyter_config_dir()}
+                     "config_dir": jupyter_config_dir(), "course_review": standing}
         nb, resources = BuildFeedbackPage(config=nbgrader_config()).preprocess(nb, resources)
         nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
         html, _ = _exporter().from_notebook_node(nb, copy.deepcopy(resources))
