@@ -336,7 +336,8 @@ def _run(job: Job, root: Path, scratch: Path, inputs: Path, limits: sandbox.Limi
         cmd = None
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython"}
+           "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython",
+           "COURSE_QUICK": "1"}  # shorter demonstration runs, which no test reads (utils/quick.py)
     if os.environ.get("COURSE_NO_PROGRESS"):
         env["COURSE_NO_PROGRESS"] = os.environ["COURSE_NO_PROGRESS"]
     if cmd is None:
