@@ -489,6 +489,7 @@ def references_before(exercise: str, namespace: dict) -> None:
     order = list(REFERENCES)
     if exercise not in order:
         raise ValueError(f"unknown exercise {exercise!r}; one of {order}")
+    torch.set_grad_enabled(True)  # an earlier cell that switched autograd off for good costs its own cell only
     for earlier in order[:order.index(exercise)]:
         namespace.update(REFERENCES[earlier](namespace))
 
@@ -874,19 +875,20 @@ def test_tuning_claim(tuning_accuracies, tuning_log, name, settings, claimed_tes
     cls = TUNING_REFERENCES[name]
     try:
         cls([nn.Parameter(torch.zeros(1))], **settings)
-    except TypeError:
-        raise AssertionError(f"best_settings are not keyword arguments of {name}: the sheet fixes its signature") from None
+    except (TypeError, ValueError):
+        raise AssertionError(f"best_settings are not valid keyword arguments of {name}: the sheet fixes its "
+                             "signature") from None
     assert isinstance(claimed_test_accuracy, float), "best_test_accuracy should be a Python float"
     runs = [r for r in tuning_log if r["optimizer"] == name and r["settings"] == settings]
     assert runs, "the sheet says: run every configuration with tuning_run; yours is not among the runs in tuning_log"
     assert runs[-1]["validation"] >= max(r["validation"] for r in tuning_log), (
         "the sheet says: choose the configuration with the best validation accuracy; another configuration you "
         "ran with tuning_run has a higher one")
-    assert abs(claimed_test_accuracy - runs[-1]["test"]) <= 1e-9, (
+    assert abs(claimed_test_accuracy - runs[-1]["test"]) <= 1e-4, (
         "the sheet says: best_test_accuracy is the test accuracy of your configuration (the second number "
         "tuning_run returns)")
     _, test_accuracy = tuning_accuracies(lambda params: cls(params, **settings))
-    assert abs(test_accuracy - claimed_test_accuracy) <= 1e-6, (
+    assert abs(test_accuracy - runs[-1]["test"]) <= 1e-6, (
         f"with the reference {name}, your configuration does not reach the test accuracy you claim: is "
         f"TUNING_OPTIMIZERS[{name!r}] the class the sheet asks for?")
     assert test_accuracy >= baseline_accuracy + 0.01, (

@@ -8,10 +8,12 @@ for its sizes through ``demo_size``::
 
     n_epochs = demo_size(5, quick=1)       # 5 epochs, or 1 when quick runs are on
 
-Quick runs are on when ``COURSE_QUICK`` is set (to anything but "0"). Who sets it: the
+Quick runs are on when ``COURSE_QUICK`` is set (to anything but "0"), and whenever nbgrader
+itself executes the notebook (it sets ``NBGRADER_EXECUTION`` when it autogrades and when a
+student presses *Validate*: both only read the test cells). Who sets ``COURSE_QUICK``: the
 grader, for the kernel that runs a submission (``course/grading.py``); the mutation suite
-(``course/mutations.py``); the hand-in check (``utils/handin.py``). Students running their
-notebook never see it.
+(``course/mutations.py``); the hand-in check (``utils/handin.py``). A student's own run of
+the notebook is never shortened.
 
 The rule that keeps this honest: ``demo_size`` appears only in cells whose results no graded
 cell reads, so graded cells see the same objects with and without quick runs
@@ -25,13 +27,16 @@ import os
 from typing import TypeVar
 
 QUICK_VARIABLE = "COURSE_QUICK"
+NBGRADER_VARIABLE = "NBGRADER_EXECUTION"  # set by nbgrader in the kernels it starts
 
 Size = TypeVar("Size", int, float)
 
 
 def quick_runs() -> bool:
-    """True when demonstration runs should be shortened (``COURSE_QUICK`` set, and not "0")."""
-    return os.environ.get(QUICK_VARIABLE, "").strip() not in ("", "0")
+    """True when demonstration runs should be shortened: ``COURSE_QUICK`` set (and not "0"),
+    or nbgrader executing the notebook (autograde, Validate)."""
+    return (os.environ.get(QUICK_VARIABLE, "").strip() not in ("", "0")
+            or bool(os.environ.get(NBGRADER_VARIABLE)))
 
 
 def demo_size(full: Size, quick: Size) -> Size:
