@@ -6,7 +6,9 @@ For each assignment, in a scratch copy of the course:
   skip   grading it again with nothing changed (the pipeline skips it).
 Run and grade alternate for a few rounds; prints the medians, grade/exec (the median of
 each round's ratio: what grading costs over running), grade/skip (what an unchanged
-re-run saves) and timeout/heaviest cell (headroom of the cell timeout).
+re-run saves) and timeout/heaviest cell (headroom of the cell timeout). The run is at full
+length; grading shortens demonstration runs (utils/quick.py), so a notebook with long
+demonstrations grades in less time than it runs.
 
     python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N]
 """
