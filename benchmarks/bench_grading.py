@@ -8,9 +8,11 @@ Run and grade alternate for a few rounds; prints the medians, grade/exec (the me
 each round's ratio: what grading costs over running), the fixed cost (the median of each
 round's grade - exec: what grading one submission adds, start-up of the course command
 included), grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom
-of the cell timeout).
+of the cell timeout). Both run the demonstrations shortened (utils/quick.py), as grading
+does, so that they do the same work; with --full the plain run is at full length (the time a
+student waits for the whole notebook), and grade/exec then shows what quick runs save.
 
-    python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N]
+    python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N] [--full]
 """
 
 from __future__ import annotations
@@ -65,11 +67,15 @@ def course(root: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "course", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-def main(names: list[str], rounds: int) -> None:
+def main(names: list[str], rounds: int, full: bool = False) -> None:
     timeout = config.settings().grading.limits.cell_s
     # The kernel of the plain run gets what the grader's kernel gets (course/engine/worker.py):
-    # one thread, no progress bars, no display; otherwise the two would not run the same work.
-    os.environ.update(COURSE_NO_PROGRESS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    # one thread, no progress bars, no display, shortened demonstrations; otherwise the two would
+    # not run the same work.
+    os.environ.update(COURSE_NO_PROGRESS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
+                      COURSE_QUICK="0" if full else "1")
+    print("plain run at full length; grading with quick demonstration runs" if full
+          else "plain run and grading both with quick demonstration runs")
     print(f"{rounds} interleaved rounds each; medians")
     print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} {'fixed s':>8} "
           f"{'grade/skip':>11} {'slowest cell':>24} {'timeout/slowest':>16}")
@@ -101,5 +107,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="default: all")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of run and grade (default 3)")
+    parser.add_argument("--full", action="store_true", help="run the notebook at full length (utils/quick.py)")
     args = parser.parse_args()
-    main(args.assignments or config.assignments(), args.rounds)
+    main(args.assignments or config.assignments(), args.rounds, args.full)

@@ -7,6 +7,7 @@ plausible mistake must fail exactly the cells it declares.
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import nbformat
@@ -28,18 +29,22 @@ def _cell(source, grade_id, solution=False, test=False, points=1):
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    """A course with one notebook: double(x), then total(xs) that uses double."""
+    """A course with one notebook: double(x), then total(xs) that uses double, then square(x) that does not."""
     source, cases = tmp_path / "source" / "tiny", tmp_path / "mutations"
     source.mkdir(parents=True)
     cases.mkdir()
     (source / "data.txt").write_text("3")
     nb = nbformat.v4.new_notebook(cells=[
-        _cell("import sys\nSEEN = []\nthree = int(open('data.txt').read())", "setup"),
+        _cell("import random, sys\nrandom.seed(0)\nSEEN = []\nthree = int(open('data.txt').read())", "setup"),
         _cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "sol_double", solution=True),
         _cell("assert double(three) == 6, 'double(3) should be 6'\nSEEN.append('double')", "test_double", test=True),
         _cell("def total(xs):\n    ### BEGIN SOLUTION\n    return sum(double(x) for x in xs)\n    ### END SOLUTION",
               "sol_total", solution=True),
         _cell("assert total([1, 2]) == 6, 'total([1, 2]) should be 6'", "test_total", test=True),
+        _cell("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "sol_square", solution=True),
+        _cell("import os, random\nassert square(3) == 9, 'square(3) should be 9'\nassert len(SEEN) < 5, 'SEEN grew'\n"
+              "assert os.environ.get('COURSE_NO_PROGRESS') == '1', 'no progress bars while grading'\n"
+              "DRAWN = random.random()", "test_square", test=True),
     ])
     nbformat.write(nb, source / "tiny.ipynb")
     monkeypatch.setattr(mutations, "SOURCE", tmp_path / "source")
@@ -62,7 +67,6 @@ def test_correct_variants_pass_and_mistakes_fail_exactly_their_cells(tiny):
         kind = "mistake"
         about = "3x: fails its own test, and total too since total uses double"
         fails = ["test_double", "test_total"]
-        through = "test_total"
         cells.sol_double = "def double(x):\\n    return 3 * x"
         [cases.total_off]
         kind = "mistake"
@@ -76,7 +80,7 @@ def test_correct_variants_pass_and_mistakes_fail_exactly_their_cells(tiny):
         cells.sol_double = "def double(x):\\n    return 2 * x + 0 * len(SEEN)"
     ''')
     verdicts = {v.case.id: v for v in mutations.run("tiny")}
-    assert verdicts["shift"].ok and verdicts["shift"].ran == ("test_double",)
+    assert verdicts["shift"].ok and verdicts["shift"].ran == ("test_double", "test_total")
     assert verdicts["triple"].ok and set(verdicts["triple"].failed) == {"test_double", "test_total"}
     assert "double(3) should be 6" in verdicts["triple"].failed["test_double"]
     assert verdicts["total_off"].ok and verdicts["total_off"].ran == ("test_total",)
@@ -86,11 +90,74 @@ def test_correct_variants_pass_and_mistakes_fail_exactly_their_cells(tiny):
         "correct variants full marks 1/1, mistakes caught 2/3")
 
 
+def test_every_later_cell_that_can_differ_runs_and_no_other(tiny):
+    _write(tiny, '''
+        [cases.own_only]
+        kind = "correct"
+        about = "total written differently: square's cells read nothing it changes"
+        cells.sol_total = "def total(xs):\\n    return 2 * sum(xs)"
+        [cases.grows_seen]
+        kind = "mistake"
+        about = "changes SEEN in place without binding it: test_square reads SEEN"
+        fails = ["test_square"]
+        cells.sol_total = "SEEN.extend(range(5))\\ndef total(xs):\\n    return sum(double(x) for x in xs)"
+        [cases.reads_seen]
+        kind = "correct"
+        about = "reads SEEN without changing it"
+        cells.sol_total = "print(len(SEEN))\\ndef total(xs):\\n    return sum(map(double, xs))"
+        [cases.same_code]
+        kind = "correct"
+        about = "the reference's code, written again: nothing differs, but its own test runs"
+        cells.sol_total = "def total(xs):\\n    return sum(double(x) for x in xs)"
+        [cases.draws]
+        kind = "correct"
+        about = "draws a random number: the process-wide state differs, so every later cell runs until it is back"
+        cells.sol_total = "random.random()\\ndef total(xs):\\n    return sum(double(x) for x in xs)"
+        [cases.by_name]
+        kind = "mistake"
+        about = "a test that reads a name through globals().get: changing it makes that test run"
+        fails = ["test_square"]
+        cells.sol_square = "def square(x):\\n    return x * x\\nSEEN.extend(range(9))"
+    ''')
+    for skip in (True, False):
+        verdicts = {v.case.id: v for v in mutations.run("tiny", skip=skip)}
+        assert all(v.ok for v in verdicts.values()), [v.explain() for v in verdicts.values() if not v.ok]
+        if skip:
+            assert verdicts["own_only"].ran == ("test_total",) and verdicts["reads_seen"].ran == ("test_total",)
+            assert verdicts["same_code"].ran == ("test_total",)  # its own test runs even where nothing differs
+        else:
+            assert verdicts["own_only"].ran == verdicts["same_code"].ran == ("test_total", "test_square")
+        assert verdicts["grows_seen"].ran == verdicts["draws"].ran == ("test_total", "test_square")
+    assert "COURSE_NO_PROGRESS" not in os.environ, "the suite's environment leaked out of the run"
+
+
+def test_cell_names_are_read_in_order_and_through_functions():
+    names = mutations._scan(textwrap.dedent('''
+        import numpy as np
+        for i, model in enumerate(models):
+            print(i, model, loss)
+        loss = 0
+        total = loss + bonus
+        def f(a, b=default):
+            global counter
+            counter = a + helper
+            return [k for k in range(a) if k > limit]
+        model.weight = 1
+        seen = globals().get("paths")
+    '''))
+    assert names.reads == {"enumerate", "models", "print", "loss", "bonus", "default", "model", "globals", "paths"}
+    assert names.writes == {"np", "i", "model", "loss", "total", "f", "seen"}
+    assert dict((n, (r, w)) for n, r, w in names.bodies)["f"] == ({"counter", "helper", "range", "limit"}, {"counter"})
+    assert not names.dynamic and mutations._scan("exec('x = 1')").dynamic
+    assert mutations._scan("globals()['x'] = 1").dynamic and mutations._scan("def (:") is None
+
+
 def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
     _write(tiny, '''
         [cases.pollutes]
-        kind = "correct"
-        about = "changes a global the next case would see without fork"
+        kind = "mistake"
+        about = "changes a global the next case would see without fork (and test_square sees)"
+        fails = ["test_square"]
         cells.sol_double = "SEEN.extend(range(100))\\nthree = 3\\ndef double(x):\\n    return 2 * x"
         [cases.clean]
         kind = "correct"
@@ -98,13 +165,13 @@ def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
         cells.sol_double = "assert SEEN == [], 'state leaked from another case'\\ndef double(x):\\n    return 2 * x"
         [cases.noisy]
         kind = "mistake"
-        about = "prints to stderr inside the tested function"
-        fails = ["test_double"]
+        about = "prints to stderr inside the tested function, which total calls too"
+        fails = ["test_double", "test_total"]
         cells.sol_double = "def double(x):\\n    print('debug', file=sys.stderr)\\n    return 2 * x"
         [cases.exits]
         kind = "mistake"
         about = "exit() is an error in the cell, like in a kernel"
-        fails = ["test_double"]
+        fails = ["test_double", "test_total"]
         cells.sol_double = "def double(x):\\n    raise SystemExit(1)"
         [cases.kills]
         kind = "mistake"
@@ -133,6 +200,8 @@ def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
     ('[cases.a]\nkind = "mistake"\nfails = ["sol_total"]\ncells.sol_double = "x = 1"', "'sol_total', which is not a test cell"),
     ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\nweakness = "style"\ncells.sol_double = "x = 1"', "weakness must be"),
     ("[cases.a\n", r"expected \[cases.<id>\] tables"),
+    ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\nthrough = "test_total"\ncells.sol_double = "x = 1"',
+     "through is no longer needed"),
 ])
 def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
     tiny.write_text(spec)
@@ -157,7 +226,7 @@ def test_coverage_counts_variants_per_test_cell(tiny):
         fails = ["test_double", "test_total"]
         cells.sol_double = "def double(x):\\n    return x"
     ''')
-    assert mutations.coverage("tiny") == {"test_double": (0, 1), "test_total": (1, 1)}
+    assert mutations.coverage("tiny") == {"test_double": (0, 1), "test_total": (1, 1), "test_square": (0, 0)}
 
 
 # ---- the course's own suites ------------------------------------------------------------

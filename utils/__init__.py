@@ -8,6 +8,7 @@ import warnings
 
 from .device import get_device
 from .progress import progress
+from .quick import demo_size
 from .seed import seed_everything
 
 # `float(loss)` on a tensor that requires gradients is correct, common student code, and
@@ -16,4 +17,4 @@ from .seed import seed_everything
 # notebook would be told it fails. This one warning is silenced wherever the course runs.
 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
-__all__ = ["get_device", "progress", "seed_everything"]
+__all__ = ["demo_size", "get_device", "progress", "seed_everything"]

@@ -30,6 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .quick import QUICK_VARIABLE
+
 SKIP_ENV = "COURSE_HANDIN_CHECK"
 CELL_TIMEOUT = 300  # seconds per cell; the grader's limit is lower, the check must not be stricter
 HANDIN_DIR = "hand-in"
@@ -114,10 +116,12 @@ def unanswered(nb) -> dict[int, tuple[str, str]]:
 
 @contextlib.contextmanager
 def _kernel_environment():
-    """The kernel of the check skips the hand-in cell and finds the course helpers this process uses."""
+    """The kernel of the check skips the hand-in cell, shortens the demonstration runs that no
+    test reads (utils/quick.py) and finds the course helpers this process uses."""
     helpers = str(Path(__file__).resolve().parent.parent)
-    saved = {key: os.environ.get(key) for key in (SKIP_ENV, "PYTHONPATH", "JPY_SESSION_NAME")}
+    saved = {key: os.environ.get(key) for key in (SKIP_ENV, QUICK_VARIABLE, "PYTHONPATH", "JPY_SESSION_NAME")}
     os.environ[SKIP_ENV] = "1"
+    os.environ[QUICK_VARIABLE] = "1"
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (helpers, saved["PYTHONPATH"]) if p)
     os.environ.pop("JPY_SESSION_NAME", None)
     try:

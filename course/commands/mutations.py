@@ -7,14 +7,35 @@ grade id, with other code, and declares the test cells that must fail (none for 
 variant). Where the sample submissions prove the pipeline end to end with nbgrader, this
 suite proves the *tests* both ways, many cases per exercise, in seconds:
 
-* the instructor notebook runs once, in this process, with the reference solutions
-  (code cells as they are; solution delimiters dropped);
-* at the first cell a case replaces, the process forks: the child runs the rest of the
-  notebook with the case's cells, up to the case's last test cell, and records every test
-  cell that raised or wrote to stderr (nbgrader's rule for a failed test cell);
-* the parent reads the child's verdict as JSON from a pipe, kills it after a time limit,
-  and goes on with the reference cell. A child shares nothing with other cases: fork copies
-  the whole interpreter, so a case that mutates a model or a global cannot leak.
+* a forked *recorder* runs the instructor notebook once with the reference solutions (code
+  cells as they are; solution delimiters dropped) and reports, after every cell, the
+  process-wide state (random generators, gradient mode, default dtype, working directory)
+  and a digest of the contents of every global, and at the end the libraries it imported;
+  this process imports those libraries once, so that no case pays for a lazy import
+  (``torch.optim`` pulls in ``torch._dynamo``: over a second) again;
+* then the notebook runs in this process; at the first cell a case replaces, the process
+  forks: the child runs the case's cells and **every later cell of the notebook** that can
+  compute something other than the reference (below), and records every test cell that
+  raised or wrote to stderr (nbgrader's rule for a failed test cell). A verdict is right only
+  if exactly the declared cells fail: a mistake that also fails a later exercise's cell is a
+  cascade (one slip must cost one exercise), and a correct variant must pass everything;
+* the parent reads the child's verdict as JSON from a pipe, kills it after a time limit, and
+  goes on with the reference cell. A child shares nothing with other cases: fork copies the
+  whole interpreter, so a case that mutates a model or a global cannot leak.
+
+Cost. The child knows from the source which globals every cell reads and binds (``_scan``,
+through the notebook's functions a cell calls) and tracks the globals whose values differ from
+the reference's: after every cell it ran, those the cell read or bound are compared with the
+recorder's digest of their contents after that cell (``_contents``: tensors by a checksum of
+their bytes, so ``p.data -= ...`` shows; the notebook's functions and classes by their code).
+A cell that reads no differing global, while the process-wide state equals the reference's,
+computes what the reference computed, and the reference passes every test: it is skipped if
+no later cell reads what it binds and it leaves the process-wide state alone, and the child
+stops as soon as no later cell reads a differing global. The test cells of the case's own
+solution cells always run. What this cannot see: files a case writes, and changes made
+through objects the case reached without naming them (a library's module attributes); the
+cases are written so that neither matters, and ``run(..., skip=False)`` runs every later cell
+to check that.
 
 Trust: the cases are instructor code, run with the instructor's privileges. They are never
 student submissions; those are graded by nbgrader (course/grading.py).
@@ -22,16 +43,22 @@ student submissions; those are graded by nbgrader (course/grading.py).
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
+import hashlib
+import importlib
 import io
 import json
 import os
 import select
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import traceback
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +72,38 @@ from ..cells import strip_delimiters as strip_solution_delimiters
 MUTATIONS = ROOT / "mutations"
 KINDS = ("correct", "mistake")
 WEAKNESSES = ("figure", "rule", "data", "cascade", "values", "advice")
-CASE_TIMEOUT = 120.0  # seconds; the slowest case runs a few training loops
+CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, training loops included
+# Set while the suite runs (the reference and every case), as grading sets them for a
+# submission's kernel; a course-wide switch that shortens demonstration runs under grading
+# belongs here too.
+ENVIRONMENT = {"COURSE_NO_PROGRESS": "1",  # utils.progress: no progress bars
+               "COURSE_QUICK": "1"}  # utils.quick: shorter demonstration runs, as while nbgrader grades
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What a cell's code does with the notebook's global names, read from its source.
+
+    ``reads``: globals it may read before binding them itself, nested scopes included;
+    ``writes``: globals it binds, deletes or changes in place (``x = ...``, ``x.a = ...``,
+    ``x[i] = ...``, ``def x``, ``import x``); ``bodies``: the functions and classes it
+    defines -> (the globals they read when called, those they bind with ``global``);
+    ``dynamic``: it reaches the namespace in ways no name shows (exec, eval, vars, locals, a
+    star import, a write through ``globals()``). A ``globals()`` handed to a function is not
+    dynamic: the hidden tests only put reference versions back through it."""
+
+    reads: frozenset[str] = frozenset()
+    writes: frozenset[str] = frozenset()
+    bodies: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = ()
+    dynamic: bool = False
+
+    def merged(self, other: _Names) -> _Names:
+        bodies = {name: (reads, writes) for name, reads, writes in self.bodies}
+        for name, reads, writes in other.bodies:
+            old = bodies.get(name, (frozenset(), frozenset()))
+            bodies[name] = (old[0] | reads, old[1] | writes)
+        return _Names(self.reads | other.reads, self.writes | other.writes,
+                      tuple((n, r, w) for n, (r, w) in bodies.items()), self.dynamic or other.dynamic)
 
 
 @dataclass(frozen=True)
@@ -64,16 +122,17 @@ class Case:
     about: str
     cells: dict[str, str]
     fails: tuple[str, ...] = ()
-    through: str | None = None
     weakness: str | None = None
 
 
 @dataclass(frozen=True)
 class Verdict:
     case: Case
-    ran: tuple[str, ...] = ()
+    ran: tuple[str, ...] = ()  # the test cells the case ran (the others compute what the reference does)
     failed: dict[str, str] = field(default_factory=dict)  # test cell -> first line of its error
     error: str = ""  # why the case could not be judged (timeout, crash)
+    cells_run: int = 0  # cells executed after the fork
+    cpu: float = 0.0  # seconds of processor time the case took
 
     @property
     def ok(self) -> bool:
@@ -118,13 +177,15 @@ def load(assignment: str) -> list[Case]:
         raise CourseError(f"{path}: expected [cases.<id>] tables ({exc})") from None
     cases = []
     for case_id, entry in entries.items():
+        if "through" in entry:
+            raise CourseError(f"{path}: cases.{case_id}.through is no longer needed: every case runs through all "
+                              "later cells of the notebook; delete the line")
         case = Case(
             id=case_id,
             kind=entry.get("kind", ""),
             about=entry.get("about", ""),
             cells=dict(entry.get("cells", {})),
             fails=tuple(entry.get("fails", ())),
-            through=entry.get("through"),
             weakness=entry.get("weakness"),
         )
         if case.kind not in KINDS:
@@ -167,25 +228,400 @@ def tests_of(cells: list[Cell], index: int) -> list[Cell]:
     return tests
 
 
-def _plan(case: Case, cells: list[Cell], path: Path) -> tuple[int, int]:
-    """(first cell to replace, last cell to run) of a case, checked against the notebook."""
+def _check(case: Case, cells: list[Cell], path: Path) -> int:
+    """The first cell a case replaces, after checking the case against the notebook."""
     by_id = {c.grade_id: c for c in cells}
     for grade_id in case.cells:
         cell = by_id.get(grade_id)
         if cell is None or not cell.is_solution:
             raise CourseError(f"{path}: cases.{case.id} replaces {grade_id!r}, which is not a solution cell of the notebook")
-    for grade_id in (*case.fails, *([case.through] if case.through else [])):
-        if grade_id not in by_id or not (by_id[grade_id].is_test or grade_id == case.through):
+    for grade_id in case.fails:
+        if grade_id not in by_id or not by_id[grade_id].is_test:
             raise CourseError(f"{path}: cases.{case.id} names {grade_id!r}, which is not a test cell of the notebook")
     first = min(by_id[g].index for g in case.cells)
-    last_replaced = max(by_id[g].index for g in case.cells)
-    own_tests = tests_of(cells, last_replaced)
-    ends = [c.index for c in own_tests] + [by_id[g].index for g in case.fails]
-    if case.through:
-        ends = [by_id[case.through].index]
-    if not ends:
-        raise CourseError(f"{path}: cases.{case.id}: no test cell follows the replaced cells; name one with `through`")
-    return first, max(ends)
+    if not any(c.is_test for c in cells[first:]):
+        raise CourseError(f"{path}: cases.{case.id}: no test cell follows the replaced cells")
+    return first
+
+
+# ---- which names a cell reads and writes ------------------------------------------------------
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_DYNAMIC_CALLS = frozenset({"exec", "eval", "vars", "locals"})
+
+
+def _outer_parts(node: ast.AST) -> list[ast.AST]:
+    """The parts of a nested scope evaluated where it is written: decorators, defaults, bases,
+    a comprehension's first iterable."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        decorators = getattr(node, "decorator_list", [])
+        return [*decorators, *node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+    return [node.generators[0].iter]
+
+
+def _inner_parts(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return list(node.body)
+    if isinstance(node, ast.Lambda):
+        return [node.body]
+    parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+    for i, generator in enumerate(node.generators):
+        parts += [generator.target, *generator.ifs] + ([generator.iter] if i else [])
+    return parts
+
+
+def _own_nodes(roots: list[ast.AST]):
+    """The nodes of one scope: nested scopes are yielded, but only their outer parts entered."""
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(_outer_parts(node) if isinstance(node, _SCOPES) else ast.iter_child_nodes(node))
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _names_of(nodes, scan) -> tuple[set[str], set[str]]:
+    """(names loaded, names bound or changed in place) by the nodes of one scope; ``scan``
+    gets every nested scope and every call."""
+    loads, binds = set(), set()
+    for node in _own_nodes(nodes):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else binds).add(node.id)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
+            binds.add(_root(node) or "")
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            loads.add(node.target.id)
+        elif isinstance(node, ast.alias):
+            binds.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            binds.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            loads.update(node.names)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            binds.add(node.name)
+        if isinstance(node, (ast.Call, ast.Subscript)) and _read_by_name(node):
+            loads.add(_read_by_name(node))
+        if isinstance(node, (*_SCOPES, ast.Call, ast.alias, ast.Subscript)):
+            scan(node)
+    binds.discard("")
+    return loads, binds
+
+
+def _free(node: ast.AST) -> tuple[frozenset[str], frozenset[str], bool]:
+    """(globals a nested scope reads when it runs, globals it binds with ``global``, dynamic)."""
+    inner_reads, inner_writes, declared, dynamic = set(), set(), set(), [False]
+
+    def scan(child):
+        if isinstance(child, _SCOPES):
+            reads, writes, child_dynamic = _free(child)
+            inner_reads.update(reads)
+            inner_writes.update(writes)
+            dynamic[0] |= child_dynamic
+        else:
+            dynamic[0] |= _is_dynamic(child)
+
+    for child in _own_nodes(_inner_parts(node)):
+        if isinstance(child, ast.Global):
+            declared.update(child.names)
+    loads, binds = _names_of(_inner_parts(node), scan)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        a = node.args
+        binds |= {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, *(v for v in (a.vararg, a.kwarg) if v)]}
+    local = binds - declared
+    if isinstance(node, ast.ClassDef):  # a class body's names are no scope for its methods
+        reads = (loads - local) | inner_reads
+    else:
+        reads = (loads | inner_reads) - local
+    return frozenset(reads), frozenset((declared & binds) | inner_writes), dynamic[0]
+
+
+_NAMESPACE_WRITES = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__", "__delitem__"})
+
+
+def _globals_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == "globals"
+
+
+def _is_dynamic(node: ast.AST) -> bool:
+    """exec, eval, vars, locals, a star import, or a write through globals() (``globals()[k] = v``,
+    ``globals().update(...)``)."""
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute):
+            return _globals_call(node.func.value) and node.func.attr in _NAMESPACE_WRITES
+        return isinstance(node.func, ast.Name) and node.func.id in _DYNAMIC_CALLS
+    if isinstance(node, ast.alias):
+        return node.name == "*"
+    return isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and _globals_call(node.value)
+
+
+def _read_by_name(node: ast.AST) -> str | None:
+    """The global a cell reads by its name as a string: ``globals().get("x")``, ``globals()["x"]``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        target, key = node.func.value, node.args[0] if node.args else None
+    elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+        target, key = node.value, node.slice
+    else:
+        return None
+    if _globals_call(target) and isinstance(key, ast.Constant) and isinstance(key.value, str):
+        return key.value
+    return None
+
+
+def _scan(source: str) -> _Names | None:
+    """The names a cell's source reads and writes (None if it does not parse).
+
+    Statements are read in order: a name bound by an earlier statement of the cell (or by the
+    target of the loop or ``with`` around it) is not read from outside by a later one. Names
+    bound inside a branch, a loop or a ``try`` count as bound inside it only, so names are
+    over-counted, never missed."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    reads, writes, bodies, dynamic = set(), set(), {}, [False]
+
+    def names(nodes, bound) -> set[str]:
+        at_definition = set()
+
+        def scan(node):
+            if isinstance(node, _SCOPES):
+                free, global_writes, scope_dynamic = _free(node)
+                dynamic[0] |= scope_dynamic
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    bodies[node.name] = (free, global_writes)
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    at_definition.update(free)  # run now: a class body, a lambda or comprehension here
+                    writes.update(global_writes)
+            else:
+                dynamic[0] |= _is_dynamic(node)
+
+        loads, binds = _names_of([n for n in nodes if n is not None], scan)
+        reads.update((loads | at_definition) - bound)
+        writes.update(binds)
+        return binds
+
+    def block(statements, bound: set[str]) -> set[str]:
+        for statement in statements:
+            if isinstance(statement, (ast.For, ast.AsyncFor)):
+                names([statement.iter], bound)
+                inside = bound | names([statement.target], bound)
+                block(statement.body, inside)
+                block(statement.orelse, inside)
+            elif isinstance(statement, (ast.With, ast.AsyncWith)):
+                items = [part for item in statement.items for part in (item.context_expr, item.optional_vars)]
+                bound = block(statement.body, bound | names(items, bound))
+            elif isinstance(statement, (ast.If, ast.While)):
+                names([statement.test], bound)
+                block(statement.body, set(bound))
+                block(statement.orelse, set(bound))
+            elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                for part in (statement.body, statement.orelse, statement.finalbody):
+                    block(part, set(bound))
+                for handler in statement.handlers:
+                    names([handler.type], bound)
+                    block(handler.body, bound | ({handler.name} if handler.name else set()))
+                    writes.update({handler.name} if handler.name else set())
+            else:
+                bound = bound | names([statement], bound)
+        return bound
+
+    block(tree.body, set())
+    return _Names(frozenset(reads), frozenset(writes), tuple((n, r, w) for n, (r, w) in bodies.items()), dynamic[0])
+
+
+def _through_calls(names: _Names, bodies: dict) -> tuple[set[str], set[str]]:
+    """A cell's reads and writes, with those of the notebook's functions and classes it uses."""
+    reads, writes, todo = set(names.reads), set(names.writes), list(names.reads)
+    while todo:
+        body = bodies.get(todo.pop())
+        if body is None:
+            continue
+        writes |= body[1]
+        for name in body[0] - reads:
+            reads.add(name)
+            todo.append(name)
+    return reads, writes
+
+
+class _Unknown(Exception):
+    """A value whose contents ``_contents`` cannot read (a figure, an iterator): counted as changed."""
+
+
+_OWN_MODULE = "__main__"  # functions and classes the notebook defines; any other module counts as a library
+
+
+def _code(code: types.CodeType) -> tuple:
+    consts = tuple(_code(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
+    return (code.co_code, consts, code.co_names, code.co_varnames)
+
+
+def _contents(value, path: tuple = ()):
+    """The contents of a value as a structure of plain Python values, comparable across processes:
+    tensors and arrays by a checksum of their bytes (so ``p.data -= ...`` shows too), the notebook's
+    functions and classes by their code, libraries' by their names, other objects by their attributes."""
+    import zlib
+
+    if isinstance(value, (int, float, complex, str, bytes, type(None), range, slice)):
+        return repr(value)
+    if isinstance(value, types.ModuleType):
+        return ("module", value.__name__)
+    if id(value) in path:  # a cycle (a method's __class__ cell, a parent's child that points back)
+        return ("cycle", path.index(id(value)))
+    if len(path) > 40:  # deeper than any model or loader: not read
+        raise _Unknown
+    path = (*path, id(value))
+    if isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) == _OWN_MODULE:
+        if isinstance(value, type):
+            members = sorted((k, _contents(getattr(v, "__func__", v), path)) for k, v in vars(value).items()
+                             if k not in ("__dict__", "__weakref__", "__doc__", "__module__"))
+            return ("class", value.__qualname__, tuple(_contents(b, path) for b in value.__bases__), members)
+        cells = tuple(_contents(c.cell_contents, path) for c in value.__closure__ or ())
+        return ("function", _code(value.__code__), _contents(value.__defaults__, path),
+                _contents(value.__kwdefaults__, path), cells)
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return ("library", getattr(value, "__module__", None), getattr(value, "__qualname__", repr(value)))
+    if isinstance(value, types.MethodType):
+        return ("method", _contents(value.__self__, path), _contents(value.__func__, path))
+    torch, numpy = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(value, torch.Tensor):
+        data = value.detach().cpu().contiguous().reshape(-1)
+        raw = data.view(torch.uint8) if data.dtype != torch.bool else data.to(torch.uint8)
+        grad = _contents(value.grad, path) if value.is_leaf and value.grad is not None else None
+        return ("tensor", type(value).__name__, str(value.dtype), tuple(value.shape), str(value.device.type),
+                value.requires_grad, zlib.crc32(raw.numpy().data), grad)
+    if torch is not None and isinstance(value, (torch.device, torch.dtype)):
+        return repr(value)
+    if torch is not None and isinstance(value, torch.Generator):
+        return ("generator", zlib.crc32(value.get_state().numpy().data))
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        if value.dtype == object:
+            return ("array", [_contents(v, path) for v in value.ravel()])
+        data = numpy.ascontiguousarray(value)
+        return ("array", str(value.dtype), value.shape, zlib.crc32(data.view(numpy.uint8).ravel().data))
+    if numpy is not None and isinstance(value, numpy.generic):
+        return repr(value)
+    return _contents_of_object(value, path)
+
+
+def _contents_of_object(value, path: tuple):
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_contents(v, path) for v in value])
+    if isinstance(value, (set, frozenset)):
+        return (type(value).__name__, sorted(repr(_contents(v, path)) for v in value))
+    if isinstance(value, dict):
+        return (type(value).__name__, [(_contents(k, path), _contents(v, path)) for k, v in value.items()])
+    kind = type(value)
+    if kind.__module__.startswith("matplotlib") or not hasattr(value, "__dict__"):
+        raise _Unknown  # figures are not read in detail; nor are objects without attributes
+    return ("object", _contents(kind, path), _contents(vars(value), path))
+
+
+def _digests(names, namespace: dict) -> dict[str, str | None]:
+    """name -> a digest of the contents of its value ("-" if unbound, None if unreadable)."""
+    digests, memo = {}, {}
+    for name in names:
+        if name not in namespace:
+            digests[name] = "-"
+            continue
+        value = namespace[name]
+        if id(value) not in memo:
+            try:
+                memo[id(value)] = hashlib.blake2b(repr(_contents(value)).encode(), digest_size=16).hexdigest()
+            except _Unknown:
+                memo[id(value)] = None
+            except Exception:  # noqa: BLE001 - an object that breaks when read counts as changed
+                memo[id(value)] = None
+        digests[name] = memo[id(value)]
+    return digests
+
+
+# ---- the process-wide state, the recorder and the imports ----------------------------------------
+
+
+def _state() -> str:
+    """A digest of the process-wide state a later cell may depend on without naming it."""
+    import random
+
+    digest = hashlib.blake2b(repr(random.getstate()).encode(), digest_size=16)
+    digest.update(os.getcwd().encode())
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        kind, keys, position, *_ = numpy.random.get_state()
+        digest.update(keys.tobytes() + repr(position).encode())
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        digest.update(repr((torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_default_dtype(),
+                            torch.are_deterministic_algorithms_enabled())).encode())
+        digest.update(torch.random.get_rng_state().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What the recorder saw the reference notebook do (None where it knows nothing)."""
+
+    states: tuple[str | None, ...]  # states[k]: the process-wide state before cell k; states[k + 1]: after it
+    contents: tuple[dict, ...] = ()  # contents[k]: name -> digest of its value after cell k (``_digests``)
+    modules: tuple[str, ...] = ()  # the modules the notebook imported, in import order
+
+    def contents_after(self, k: int) -> dict:
+        return self.contents[k] if k < len(self.contents) else {}
+
+
+def _record(session: _Session, cells: list[Cell], timeout: float) -> _Reference:
+    """Run the reference notebook in a child: the process-wide state and the contents of every global
+    after every cell, and the modules it imports. If the run fails, nothing is known (no cell is
+    skipped) and the parent's own run reports why."""
+
+    def work():
+        states, contents = [_state()], []
+        for cell in cells:
+            session.run(cell)
+            states.append(_state())
+            contents.append(_digests([n for n in session.namespace if not n.startswith("__")], session.namespace))
+        return {"states": states, "contents": contents, "modules": list(sys.modules)}
+
+    result = _in_child(work, timeout)
+    if "error" in result:
+        return _Reference((None,) * (len(cells) + 1))
+    return _Reference(tuple(result["states"]), tuple(result["contents"]), tuple(result["modules"]))
+
+
+def _warm(modules: tuple[str, ...]) -> None:
+    """Import here the libraries the reference imports (not the course's own modules), so that
+    the forked cases find them loaded."""
+    import random
+
+    libraries = tuple({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)})
+    generators = [(random.setstate, random.getstate())]  # some libraries draw random numbers on import
+    for library, get, put in (("numpy", "random.get_state", "random.set_state"),
+                              ("torch", "random.get_rng_state", "random.set_rng_state")):
+        if library in sys.modules:
+            module = sys.modules[library]
+            getter, setter = (functools.reduce(getattr, path.split("."), module) for path in (get, put))
+            generators.append((setter, getter()))
+    for name in modules:
+        if name in sys.modules or name == "__main__":
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.origin and str(Path(spec.origin).resolve()).startswith(libraries):
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module that will not import here is simply not warmed
+            continue
+    for setter, state in generators:
+        setter(state)
+
+
+# ---- running cells ------------------------------------------------------------------------------
 
 
 class _Session:
@@ -200,6 +636,9 @@ class _Session:
             self._transform = TransformerManager().transform_cell
         except ImportError:  # pragma: no cover - IPython ships with ipykernel
             self._transform = lambda source: source
+
+    def names(self, source: str) -> _Names | None:
+        return _scan(self._transform(source))
 
     def run(self, cell: Cell, source: str | None = None) -> str | None:
         """Execute a cell; the first line of its failure, or None if it passed.
@@ -226,7 +665,6 @@ def _quiet() -> None:
     """No windows, no browser, no progress bars: figures are built, never shown."""
     import matplotlib
 
-    os.environ["COURSE_NO_PROGRESS"] = "1"  # utils.progress, as while nbgrader grades
     matplotlib.use("Agg")
     try:
         import plotly.basedatatypes
@@ -244,24 +682,140 @@ def _quiet() -> None:
         pass
 
 
-def _child(session: _Session, case: Case, cells: list[Cell], first: int, last: int) -> dict:
-    ran, failed = [], {}
-    for cell in cells[first:last + 1]:
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]):
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Tracker:
+    """Which later cells of a case can compute something other than the reference (see "Cost" in
+    the module docstring).
+
+    ``names[k]``: what cell k reads and writes, the case's version merged with the reference's
+    for a replaced cell (None: it does not parse, so it binds nothing the reference binds)."""
+
+    def __init__(self, case: Case, cells: list[Cell], first: int, names: list[_Names], reference: _Reference):
+        self.case, self.cells, self.first, self.names, self.reference = case, cells, first, names, reference
+        self.bodies: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        for cell_names in names[:first]:
+            self._define(cell_names)
+        everything = dict(self.bodies)
+        for cell_names in names[first:]:
+            everything.update({n: (r, w) for n, r, w in cell_names.bodies})
+        # later_reads[k]: every global a cell after k may read (to skip only cells nobody needs)
+        self.later_reads = [set() for _ in cells]
+        for k in range(len(cells) - 2, -1, -1):
+            self.later_reads[k] = self.later_reads[k + 1] | _through_calls(names[k + 1], everything)[0]
+        # The test cells of the case's own solution cells always run, even where the case computes
+        # what the reference computes: the suite proves those tests on every case.
+        self.own_tests = {t.index for g in case.cells for c in cells if c.grade_id == g for t in tests_of(cells, c.index)}
+        self.changed: set[str] = set()
+        self.everything_changed = False
+        self.in_step = True  # the process-wide state equals the reference's
+
+    def _define(self, cell_names: _Names) -> None:
+        self.bodies.update({n: (r, w) for n, r, w in cell_names.bodies})
+
+    def replaced(self, k: int) -> bool:
+        return self.cells[k].grade_id in self.case.cells
+
+    def affected(self, k: int) -> bool:
+        if self.replaced(k) or k in self.own_tests or self.everything_changed or not self.in_step:
+            return True
+        bodies = {**self.bodies, **{n: (r, w) for n, r, w in self.names[k].bodies}}
+        return bool(_through_calls(self.names[k], bodies)[0] & self.changed)
+
+    def settled(self, k: int) -> bool:
+        """From cell k on, every cell computes what the reference computes."""
+        if not self.in_step or self.everything_changed:
+            return False
+        bodies = dict(self.bodies)
+        for j in range(k, len(self.cells)):
+            bodies.update({n: (r, w) for n, r, w in self.names[j].bodies})
+            if self.replaced(j) or j in self.own_tests or _through_calls(self.names[j], bodies)[0] & self.changed:
+                return False
+        return True
+
+    def skippable(self, k: int) -> bool:
+        """An unaffected cell nobody later reads from, which leaves the process-wide state alone."""
+        states = self.reference.states
+        neutral = states[k] is not None and states[k] == states[k + 1]
+        return neutral and not (_through_calls(self.names[k], self.bodies)[1] & self.later_reads[k])
+
+    def after(self, k: int, affected: bool, namespace: dict) -> None:
+        """Update what may differ from the reference once cell k has run (or been skipped): the names an
+        affected cell reads or binds whose values now differ from the reference's after that cell."""
+        cell_names = self.names[k]
+        bodies = {**self.bodies, **{n: (r, w) for n, r, w in cell_names.bodies}}
+        reads, writes = _through_calls(cell_names, bodies)
+        self._define(cell_names)
+        if affected:
+            self.everything_changed |= cell_names.dynamic
+            reference = self.reference.contents_after(k)
+            for name, digest in _digests(reads | writes, namespace).items():
+                if digest is not None and digest == reference.get(name, "-"):
+                    self.changed.discard(name)  # back to the reference's value (a test put a reference back)
+                else:
+                    self.changed.add(name)
+        self.in_step = self.reference.states[k + 1] is not None and _state() == self.reference.states[k + 1]
+
+
+def _case_names(session: _Session, case: Case, cells: list[Cell], reference_names: list[_Names | None]) -> list[_Names]:
+    names = []
+    for cell, own in zip(cells, reference_names):
+        own = own or _Names()
+        if cell.grade_id in case.cells:
+            theirs = session.names(case.cells[cell.grade_id])
+            # A case cell that does not parse binds nothing the reference binds: those names differ.
+            own = own.merged(theirs) if theirs is not None else _Names(writes=own.writes)
+        names.append(own)
+    return names
+
+
+def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: list[_Names],
+           reference: _Reference, skip: bool) -> dict:
+    tracker = _Tracker(case, cells, first, names, reference)
+    ran, failed, executed = [], {}, 0
+    for k in range(first, len(cells)):
+        cell = cells[k]
+        affected = tracker.affected(k)
+        if skip and not affected:
+            if tracker.settled(k):
+                break
+            if tracker.skippable(k):
+                tracker.after(k, False, session.namespace)
+                continue
         failure = session.run(cell, case.cells.get(cell.grade_id))
+        executed += 1
+        tracker.after(k, affected, session.namespace)
         if cell.is_test:
             ran.append(cell.grade_id)
             if failure:
                 failed[cell.grade_id] = failure
-    return {"ran": ran, "failed": failed}
+    return {"ran": ran, "failed": failed, "cells_run": executed}
 
 
-def _fork(session: _Session, case: Case, cells: list[Cell], first: int, last: int, timeout: float) -> Verdict:
+def _in_child(work, timeout: float) -> dict:
+    """``work()`` in a forked child; its JSON result, or {"error": why} (timeout, crash)."""
+    import random
+
     read_end, write_end = os.pipe()
+    generator = random.getstate()
     pid = os.fork()
-    if pid == 0:  # the child: run the case, write its verdict, never return into the parent's code
+    if pid == 0:  # the child: run, write the result, never return into the parent's code
         os.close(read_end)
+        random.setstate(generator)  # Python reseeds `random` in a forked child; the reference did not
         try:
-            payload = json.dumps(_child(session, case, cells, first, last))
+            payload = json.dumps(work())
         except BaseException as exc:  # noqa: BLE001 - anything at all becomes the case's error
             payload = json.dumps({"error": f"the runner failed: {exc!r}"})
         with os.fdopen(write_end, "w") as out:
@@ -275,42 +829,60 @@ def _fork(session: _Session, case: Case, cells: list[Cell], first: int, last: in
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return Verdict(case, error=f"did not finish within {timeout:.0f} s")
+                return {"error": f"did not finish within {timeout:.0f} s"}
             ready, _, _ = select.select([pipe], [], [], left)
             if ready:
                 chunk = os.read(pipe.fileno(), 1 << 16)
                 if not chunk:
                     break
                 chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     try:
         result = json.loads(b"".join(chunks))
     except ValueError:
-        return Verdict(case, error=f"the case ended the process (wait status {status}) before it was judged")
+        return {"error": f"the case ended the process (wait status {status}) before it was judged"}
+    result["cpu"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def _fork(session: _Session, case: Case, cells: list[Cell], first: int, reference_names: list[_Names | None],
+          reference: _Reference, timeout: float, skip: bool) -> Verdict:
+    def work():
+        names = _case_names(session, case, cells, reference_names)
+        return _child(session, case, cells, first, names, reference, skip)
+
+    result = _in_child(work, timeout)
     if "error" in result:
         return Verdict(case, error=result["error"])
-    return Verdict(case, ran=tuple(result["ran"]), failed=dict(result["failed"]))
+    return Verdict(case, ran=tuple(result["ran"]), failed=dict(result["failed"]), cells_run=result["cells_run"],
+                   cpu=result["cpu"])
 
 
-def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT) -> list[Verdict]:
-    """Judge every case of ``assignment`` (or those whose ids are in ``only``)."""
+def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
+        skip: bool = True) -> list[Verdict]:
+    """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
+    later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
     cells = notebook_cells(assignment)
-    plans = {case.id: _plan(case, cells, path) for case in cases}
-    _quiet()
+    firsts = {case.id: _check(case, cells, path) for case in cases}
     verdicts: dict[str, Verdict] = {}
-    with tempfile.TemporaryDirectory(prefix=f"mutations-{assignment}-") as tmp:
+    with _environment(ENVIRONMENT), tempfile.TemporaryDirectory(prefix=f"mutations-{assignment}-") as tmp:
+        _quiet()
         workdir = Path(tmp) / assignment
         shutil.copytree(SOURCE / assignment, workdir)  # the notebook's data files, in a scratch copy
         previous = Path.cwd()
         os.chdir(workdir)
         try:
             session = _Session(workdir)
+            reference_names = [session.names(cell.source) for cell in cells]
+            _state()  # numpy seeds its global generator on first use: once here, so every child starts alike
+            reference = _record(session, cells, timeout * 2)
+            _warm(reference.modules)
             for cell in cells:
-                for case in (c for c in cases if plans[c.id][0] == cell.index):
-                    verdicts[case.id] = _fork(session, case, cells, cell.index, plans[case.id][1], timeout)
+                for case in (c for c in cases if firsts[c.id] == cell.index):
+                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout, skip)
                 failure = session.run(cell)
                 if failure:
                     raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure}")
