@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from hidden_tests._spies import optimizers_created
+from hidden_tests.common import call, check_detached, check_floats, is_float, no_optimizer_created
 from utils.checks import check_close, check_figure, check_tensor
 from utils.figures import check_curve, legend_labels, main_axes
 
@@ -97,48 +97,20 @@ def _autograd_used(name: str):
         "a derivative written by hand (or by finite differences) is right for one function only")
 
 
-@contextlib.contextmanager
 def _no_torch_optim(name: str):
     """Fail with the sheet's rule if a torch.optim optimizer is created inside the block."""
-    with optimizers_created() as created:
-        yield
-    assert not created, f"{NO_OPTIM_RULE}: {name} created torch.optim.{created[0]}"
+    return no_optimizer_created(f"{NO_OPTIM_RULE}: {name} created torch.optim.{{name}}")
 
 
 def _call(function, name: str, *args):
     """Call the student's function; an exception becomes advice instead of a bare traceback."""
-    assert callable(function), f"{name} should be a function, but it is a {type(function).__name__}"
-    try:
-        return function(*args)
-    except AssertionError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any error of the student's code is reported
-        raise AssertionError(
-            f"{name} raised {type(exc).__name__} when the tests called it with other inputs: {exc}") from None
+    return call(f"{name}, called by the tests with other inputs,", function, *args)
 
 
 def _pair(result, name: str, what: str):
     ok = isinstance(result, (tuple, list)) and len(result) == 2
     assert ok, f"{name} should return two values ({what}), but returned a {type(result).__name__}"
     return result
-
-
-def _is_float(value) -> bool:
-    return isinstance(value, float)  # float or np.float64; not a tensor or a 0-d array
-
-
-def _floats(values, name: str, rule: str) -> list[float]:
-    assert isinstance(values, (list, tuple)), (
-        f"the sheet says: {rule}, in a list. {name} should be a list, but it is a {type(values).__name__}")
-    bad = next((v for v in values if not _is_float(v)), None)
-    assert bad is None, f"the sheet says: {rule}. {name} holds a {type(bad).__name__}: use loss.item()"
-    return list(values)
-
-
-def _detached(tensor, name: str, rule: str) -> None:
-    assert isinstance(tensor, torch.Tensor), f"{name} should be a tensor, but it is a {type(tensor).__name__}"
-    assert not tensor.requires_grad and tensor.grad_fn is None, (
-        f"the sheet says: {rule}. {name} still tracks gradients: return it with .detach()")
 
 
 def _loader(X, y, n: int, batch_size: int, offset: int) -> DataLoader:
@@ -174,15 +146,15 @@ def _check_training_run(result, name, n_features, device, reference, hint):
     """The (w, b, losses) of a student's training function against the reference run."""
     w_ref, b_ref, losses_ref, _ = reference
     w, b, losses = _triple(result, name)
-    losses = _floats(losses, f"the losses of {name}", "the loss (a Python float) of every update")
+    losses = check_floats(losses, f"the losses of {name}", "the loss (a Python float) of every update")
     assert len(losses) == len(losses_ref), (
         f"the sheet says: losses holds the loss of every update, in order; {name} returned a list of "
         "another length: one entry per mini-batch of every epoch")
     check_close(losses, losses_ref, f"the losses of {name}", hint=hint)
     check_tensor(w, f"w returned by {name}", shape=(n_features, 1))
     assert isinstance(b, torch.Tensor) and b.numel() == 1, f"b returned by {name} should be a tensor holding one number"
-    _detached(w, f"w returned by {name}", "return w, b (detached)")
-    _detached(b, f"b returned by {name}", "return w, b (detached)")
+    check_detached(w, f"w returned by {name}", "return w, b (detached)")
+    check_detached(b, f"b returned by {name}", "return w, b (detached)")
     assert w.device.type == device.type, f"the sheet says: w and b on `device`; {name} returned w on {w.device}"
     check_close(w, w_ref, f"w returned by {name}", hint=hint)
     check_close(b.reshape(-1), b_ref, f"b returned by {name}", hint=hint)
@@ -223,7 +195,7 @@ def test_values_and_derivatives(values_and_derivatives, sig, dsig, x) -> None:
             values, derivatives = _pair(_call(values_and_derivatives, "values_and_derivatives", _g, grid.clone()),
                                         "values_and_derivatives", "the values and the derivatives")
         for tensor, what in ((values, "the values"), (derivatives, "the derivatives")):
-            _detached(tensor, f"{what} returned by values_and_derivatives", rule)
+            check_detached(tensor, f"{what} returned by values_and_derivatives", rule)
         hint = "Use the function fn you are given, not the sigmoid, and the gradient of the sum of fn(x)."
         check_close(values, _g0(grid.double()),
                     "the values returned by values_and_derivatives for another function", hint=hint)
@@ -285,7 +257,7 @@ def test_derivatives_at(derivatives_at, first_derivative, second_derivative) -> 
     """1.5: derivatives_at(fn, x0) -> two Python floats, on the sigmoid and on other functions."""
     rule = "the sheet says: return fn'(x0) and fn''(x0) as Python floats"
     for value, name in ((first_derivative, "first_derivative"), (second_derivative, "second_derivative")):
-        assert _is_float(value), f"{rule}; {name} is a {type(value).__name__}: use .item()"
+        assert is_float(value), f"{rule}; {name} is a {type(value).__name__}: use .item()"
     s = torch.sigmoid(torch.tensor(0.173, dtype=torch.float64))
     check_close(first_derivative, s * (1 - s), "first_derivative")
     check_close(second_derivative, s * (1 - s) * (1 - 2 * s), "second_derivative",
@@ -294,7 +266,7 @@ def test_derivatives_at(derivatives_at, first_derivative, second_derivative) -> 
         with _autograd_used("derivatives_at"):
             first, second = _pair(_call(derivatives_at, "derivatives_at", _g, x0), "derivatives_at",
                                   "the first and the second derivative")
-        assert _is_float(first) and _is_float(second), f"{rule}; derivatives_at returned a {type(first).__name__}"
+        assert is_float(first) and is_float(second), f"{rule}; derivatives_at returned a {type(first).__name__}"
         t = torch.tensor(x0, dtype=torch.float64)
         check_close(first, _g1(t), "the first derivative from derivatives_at for another function",
                     hint="Use the function fn you are given.")
@@ -316,7 +288,7 @@ def test_train_sgd(train_sgd, X, y, w, b, losses, n_batches: int) -> None:
         with _no_torch_optim("train_sgd"):
             result = _call(train_sgd, "train_sgd", loader, X.shape[1], lr, epochs)
         _check_training_run(result, "train_sgd", X.shape[1], X.device, reference, hint)
-    _floats(losses, "losses", "the loss (a Python float) of every update")
+    check_floats(losses, "losses", "the loss (a Python float) of every update")
     assert len(losses) == 10 * n_batches, "the sheet says: one loss per update, 10 epochs of every mini-batch"
     check_close(w, [[2.0], [-3.4], [1.7]], "w after 10 epochs", atol=0.1, rtol=0)
     check_close(b.reshape(-1), [4.2], "b after 10 epochs", atol=0.1, rtol=0)
@@ -359,8 +331,8 @@ def test_train_with_validation(train_with_validation, X, y) -> None:
         ok = isinstance(result, (tuple, list)) and len(result) == 3
         assert ok, "train_with_validation should return train_losses, val_losses, history (three lists)"
         tr, va, hist = result
-        tr = _floats(tr, "the training losses", float_rule)
-        va = _floats(va, "the validation losses", float_rule)
+        tr = check_floats(tr, "the training losses", float_rule)
+        va = check_floats(va, "the validation losses", float_rule)
         assert len(tr) == len(va) == len(hist) == epochs, "the sheet says: each list has one entry per epoch"
         per_epoch = len(loader)
         expected_tr = [sum(batch_losses[e * per_epoch:(e + 1) * per_epoch]) / per_epoch for e in range(epochs)]
@@ -388,8 +360,8 @@ def test_best_epoch(train_losses, val_losses, history, best_epoch) -> None:
     for name, values in (("train_losses", train_losses), ("val_losses", val_losses), ("history", history)):
         assert isinstance(values, (list, tuple)) and len(values) == n_epochs, (
             f"the sheet says: one entry per epoch in {name}, for the sheet's run")
-    _floats(train_losses, "train_losses", float_rule)
-    _floats(val_losses, "val_losses", float_rule)
+    check_floats(train_losses, "train_losses", float_rule)
+    check_floats(val_losses, "val_losses", float_rule)
     assert isinstance(best_epoch, (int, np.integer)) and not isinstance(best_epoch, bool), (
         "the sheet says: best_epoch is the (0-based) index of the epoch, as an int")
     assert best_epoch == int(np.argmin(val_losses)), (
@@ -404,7 +376,7 @@ def test_last_and_best(history, best_epoch, X_test, y_test, test_mse_last, test_
     test MSE by far more than the tolerance."""
     rule = "the sheet says: store both as Python floats"
     for value, name in ((test_mse_last, "test_mse_last"), (test_mse_best, "test_mse_best")):
-        assert _is_float(value), f"{rule}; {name} is a {type(value).__name__}: use .item()"
+        assert is_float(value), f"{rule}; {name} is a {type(value).__name__}: use .item()"
     ok = isinstance(history, (list, tuple)) and len(history) > 0 and isinstance(best_epoch, (int, np.integer))
     assert ok and -len(history) <= best_epoch < len(history), (
         "history and best_epoch should come from 2.3: a list of (w, b) per epoch and an index into it")

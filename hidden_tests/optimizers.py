@@ -9,12 +9,10 @@ different shapes, so state kept once for all parameters shows. The reference loo
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
-from hidden_tests._spies import optimizers_created
+from hidden_tests.common import compare_trajectories, no_optimizer_created, trajectory
 from utils import get_device
 from utils.checks import check_close, check_tensor
 from utils.figures import check_curve, check_point, legend_labels, main_axes
@@ -45,28 +43,16 @@ def two_starts() -> list[torch.Tensor]:
 def run(f, starts, make_optimizer, steps: int) -> torch.Tensor:
     """The reference loop. Row k holds every parameter after k steps, flattened into one row."""
     params = [s.detach().clone().requires_grad_(True) for s in starts]
-    optimizer = make_optimizer(params)
-    rows = [torch.cat([p.detach().reshape(-1) for p in params])]
-    for _ in range(steps):
-        optimizer.zero_grad()
-        f(*params).backward()
-        optimizer.step()
-        rows.append(torch.cat([p.detach().reshape(-1) for p in params]))
-    return torch.stack(rows)
+    return trajectory(make_optimizer, params, lambda k: f(*params), steps)[0]
 
 
 def compare(mine, reference, name: str, hint: str) -> None:
-    # Every reference run stays finite, so a NaN or inf in the student's run is a mistake.
-    check_tensor(mine, name)
-    check_close(mine, reference, name, hint=hint)
+    compare_trajectories(mine, reference, name, hint)
 
 
-@contextlib.contextmanager
 def no_torch_optim(rule: str):
     """Fail if the student's code builds a torch.optim optimizer while it runs."""
-    with optimizers_created() as used:
-        yield
-    assert not used, f"your optimizer uses torch.optim.{used[0]} inside, but the sheet says: {rule}"
+    return no_optimizer_created(f"your optimizer uses torch.optim.{{name}} inside, but the sheet says: {rule}")
 
 
 OWN_UPDATE = "write the update yourself, in step(), from p.grad"

@@ -32,7 +32,7 @@ One mistake, one lost cell. A function of an earlier exercise that later exercis
 if the test fails, it puts the ``Reference`` version in the notebook's namespace under the
 same name before it raises, so every later cell, the student's runs included, goes on with
 a correct one. The tests of later functions also run them with the references of the
-earlier ones in place (``_using``). Runs and figures are graded against the student's own
+earlier ones in place (``using``). Runs and figures are graded against the student's own
 functions where those differ from the reference, so a faithful run of a wrong function
 costs nothing more. The instructor notebook calls these functions in the hidden region
 *before* its visible checks, so that the fallback happens whatever check fails.
@@ -41,12 +41,12 @@ costs nothing more. The instructor notebook calls these functions in the hidden 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
+from hidden_tests.common import autograd_calls, call, fallback, using
 from utils.checks import check_close, check_figure, check_number, check_tensor
 from utils.figures import check_curve, check_point, drawn_xy, legend_labels, main_axes
 from utils.seed import seed_everything
@@ -183,73 +183,14 @@ class Reference:
             return loss
 
 
-@contextmanager
 def _fallback(namespace, name, reference):
     """On any failure inside, put ``reference`` in ``namespace[name]`` (later cells use it), then re-raise."""
-    try:
-        yield
-    except Exception:
-        if namespace is not None:
-            namespace[name] = reference
-        raise
-
-
-def _namespace(obj):
-    """The global namespace the student's function or class was defined in (the notebook's)."""
-    if hasattr(obj, "__globals__"):
-        return obj.__globals__
-    cls = obj if isinstance(obj, type) else type(obj)
-    for klass in cls.__mro__:
-        for member in vars(klass).values():
-            member = getattr(member, "__func__", member)
-            if hasattr(member, "__globals__") and member.__module__ == cls.__module__:
-                return member.__globals__
-    return {}
-
-
-@contextmanager
-def _using(obj, **references):
-    """Run ``obj`` with the reference versions of earlier exercises in place of the student's."""
-    namespace = _namespace(obj)
-    saved = {name: namespace[name] for name in references if name in namespace}
-    namespace.update(references)
-    try:
-        yield
-    finally:
-        for name in references:
-            if name in saved:
-                namespace[name] = saved[name]
-            else:
-                namespace.pop(name, None)
-
-
-@contextmanager
-def _autograd_calls():
-    """Count calls of backward() and torch.autograd.grad while the block runs."""
-    calls = []
-    originals = (torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward)
-
-    def spy(original):
-        def wrapper(*args, **kwargs):
-            calls.append(original)
-            return original(*args, **kwargs)
-        return wrapper
-
-    torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward = (spy(o) for o in originals)
-    try:
-        yield calls
-    finally:
-        torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward = originals
+    return fallback(namespace, {name: reference})
 
 
 def _raises_as(what, advice, fn, *args, **kwargs):
     """Call student code; an exception becomes an AssertionError that says what to look at."""
-    try:
-        return fn(*args, **kwargs)
-    except AssertionError:
-        raise
-    except Exception as error:
-        raise AssertionError(f"{what} raised {type(error).__name__} ({error}). {advice}") from None
+    return call(what, fn, *args, advice=advice, **kwargs)
 
 
 def _log_scaled(ax) -> bool:
@@ -309,7 +250,7 @@ def _as_path(value, name, rows):
 def test_a1(rosenbrock, namespace=None):
     """Values and gradients at points where every term of the gradient matters, a, b != 1, 100."""
     with _fallback(namespace, "rosenbrock", Reference.rosenbrock):
-        with _autograd_calls() as calls:
+        with autograd_calls() as calls:
             out = rosenbrock(0.5, -0.25)
             cases = [(0.5, -0.25, 1.0, 100.0), (-1.3, 2.1, 1.0, 100.0), (2.0, 0.5, 0.5, 10.0), (-0.7, -1.9, 3.0, 1.0)]
             results = [rosenbrock(x, y, a, b) for x, y, a, b in cases]
@@ -450,7 +391,7 @@ class _InPlaceGD:
 
 def test_a4(optimize, namespace=None):
     """Paths of an in-place optimiser, with a and b passed on, on the reference rosenbrock."""
-    with _fallback(namespace, "optimize", Reference.optimize), _using(optimize, rosenbrock=Reference.rosenbrock):
+    with _fallback(namespace, "optimize", Reference.optimize), using(optimize, rosenbrock=Reference.rosenbrock):
         for start, lr, steps, a, b in [((-2.0, -2.0), 1e-4, 30, 1.0, 100.0), ((0.5, 1.5), 1e-3, 17, 2.0, 10.0),
                                        ((1.5, -0.5), 2e-3, 1, 0.5, 5.0), ((0.0, 1.0), 1e-3, 0, 1.0, 100.0)]:
             path = optimize(_InPlaceGD(start, lr), steps, a=a, b=b)
@@ -566,7 +507,7 @@ def _torch_path(make, start, steps, a, b, dtype=torch.float64, device="cpu"):
 def test_b2(optimize_th, namespace=None, device="cpu"):
     """Paths of three torch.optim optimisers, float64, with a, b passed on; a path without gradients."""
     with _fallback(namespace, "optimize_th", Reference.optimize_th), \
-            _using(optimize_th, rosenbrock_th=Reference.rosenbrock_th):
+            using(optimize_th, rosenbrock_th=Reference.rosenbrock_th):
         for label, make, start, steps, a, b in [
                 ("SGD with momentum", lambda p: torch.optim.SGD(p, lr=2e-4, momentum=0.9), (-1.0, -1.0), 40, 1.0, 100.0),
                 ("Adam", lambda p: torch.optim.Adam(p, lr=0.05), (0.5, 2.0), 30, 0.5, 10.0),
@@ -612,7 +553,7 @@ def test_b2_plot(fig_th, path_th):
 def test_b3(RosenbrockModel, namespace=None, device="cpu"):
     """Two scalar parameters from U[0, 1], forward for (n, 2) batches with the model's a and b, gradients."""
     with _fallback(namespace, "RosenbrockModel", Reference.RosenbrockModel), \
-            _using(RosenbrockModel, rosenbrock_th=Reference.rosenbrock_th):
+            using(RosenbrockModel, rosenbrock_th=Reference.rosenbrock_th):
         model = RosenbrockModel()
         assert isinstance(model, nn.Module), "the sheet says: RosenbrockModel is an nn.Module"
         assert isinstance(getattr(model, "a", None), nn.Parameter) and isinstance(getattr(model, "b", None), nn.Parameter), (
