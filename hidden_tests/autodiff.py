@@ -18,6 +18,11 @@ How they judge:
   own loaders from ``X, y``; 2.4 is judged on the student's own ``history`` and
   ``best_epoch``, so a slip in 2.3 costs 2.3 only. Figures are checked against the values
   the student plotted (their own), looked up among everything drawn in the panel.
+* One slip, one cell, in the notebook too: a test whose exercise later cells build on takes
+  ``namespace=globals()`` (and the notebook's names through ``globals().get``, so that a cell
+  that raised still reaches it); when it fails, it puts the ``Reference`` version and the
+  results the notebook made from it (``sig``, the run of 2.1, the split, ``best_epoch``) in the
+  notebook before it raises, so the figures and runs after it go on with correct ones.
 
 What each function needs: the names in its signature, as the notebook defines them.
 """
@@ -31,9 +36,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from hidden_tests.common import call, check_detached, check_floats, is_float, no_optimizer_created
+from hidden_tests.common import (call, check_defined, check_detached, check_floats, fallback, is_float,
+                                 no_optimizer_created)
 from utils.checks import check_close, check_figure, check_tensor
 from utils.figures import check_curve, legend_labels, main_axes
+from utils.seed import seed_everything
 
 # The settings the sheet states for the run of 2.3 (tests/test_assignment_data.py checks
 # that with them the best-validation epoch is not the last, and that neighbouring epochs
@@ -171,6 +178,84 @@ def _panels_left_to_right(fig) -> list:
 
 
 # ---------------------------------------------------------------------------------------
+# References, put in place of a student's function whose test failed
+
+
+def _fit(loader, n_features, lr, epochs, momentum=None, after_epoch=None):
+    """The sheet's training loop: w, b from zeros on the loader's device, the own update (with the
+    momentum buffers of 2.5 when ``momentum`` is given), the loss of every update."""
+    device = loader.dataset[0][0].device
+    w = torch.zeros(n_features, 1, device=device, requires_grad=True)
+    b = torch.zeros(1, device=device, requires_grad=True)
+    buffers, losses = {}, []
+    for _ in range(epochs):
+        for xb, yb in loader:
+            loss = ((xb @ w + b - yb) ** 2).mean()
+            loss.backward()
+            with torch.no_grad():
+                for name, param in (("w", w), ("b", b)):
+                    step = param.grad.clone()
+                    if momentum is not None and name in buffers:
+                        step = momentum * buffers[name] + param.grad
+                    buffers[name] = step
+                    param -= lr * step
+                    param.grad.zero_()
+            losses.append(loss.item())
+        if after_epoch is not None:
+            after_epoch(w, b, losses)
+    return w.detach(), b.detach(), losses
+
+
+class Reference:
+    """The sheet's solutions, under the names the notebook uses."""
+
+    @staticmethod
+    def values_and_derivatives(fn, x):
+        x = x.detach().clone().requires_grad_(True)
+        values = fn(x)
+        values.sum().backward()
+        return values.detach(), x.grad.detach()
+
+    @staticmethod
+    def train_sgd(loader, n_features, lr, epochs):
+        return _fit(loader, n_features, lr, epochs)
+
+    @staticmethod
+    def train_with_validation(train_loader, X_val, y_val, n_features, lr, epochs):
+        train_losses, val_losses, history, seen = [], [], [], [0]
+
+        def after_epoch(w, b, losses):
+            train_losses.append(sum(losses[seen[0]:]) / (len(losses) - seen[0]))
+            seen[0] = len(losses)
+            with torch.no_grad():
+                val_losses.append(((X_val @ w + b - y_val) ** 2).mean().item())
+            history.append((w.detach().clone(), b.detach().clone()))
+
+        _fit(train_loader, n_features, lr, epochs, after_epoch=after_epoch)
+        return train_losses, val_losses, history
+
+    @staticmethod
+    def train_momentum(loader, n_features, lr, epochs, momentum):
+        return _fit(loader, n_features, lr, epochs, momentum=momentum)
+
+
+def _sheet_run_2_1(X, y) -> dict:
+    """The run of 2.1 with the reference train_sgd, as the notebook's cell makes it."""
+    loader = DataLoader(TensorDataset(X, y), batch_size=32, shuffle=True, generator=seed_everything(0))
+    w, b, losses = Reference.train_sgd(loader, n_features=X.shape[1], lr=0.01, epochs=10)
+    return {"train_sgd": Reference.train_sgd, "loader": loader, "w": w, "b": b, "losses": losses}
+
+
+def _sheet_split(X, y) -> dict:
+    from sklearn.model_selection import train_test_split
+
+    X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=0.2, random_state=42)
+    X_val, X_test, y_val, y_test = train_test_split(X_rest, y_rest, test_size=0.5, random_state=42)
+    return {"X_train": X_train, "X_rest": X_rest, "y_train": y_train, "y_rest": y_rest, "X_val": X_val,
+            "X_test": X_test, "y_val": y_val, "y_test": y_test}
+
+
+# ---------------------------------------------------------------------------------------
 # Part 1
 
 
@@ -184,8 +269,17 @@ def test_derivative_at_point(x, dfdx) -> None:
     check_close(dfdx, 12 / 169, "dfdx", hint="Differentiate f at x = 2; compare with the chain rule on paper.")
 
 
-def test_values_and_derivatives(values_and_derivatives, sig, dsig, x) -> None:
+def test_values_and_derivatives(values_and_derivatives, sig, dsig, x, namespace=None) -> None:
     """1.2 (values): values_and_derivatives(fn, x) on the sigmoid and on other functions."""
+    repair = lambda: dict(zip(("values_and_derivatives", "sig", "dsig"),  # noqa: E731
+                              (Reference.values_and_derivatives, *Reference.values_and_derivatives(torch.sigmoid, x))))
+    with fallback(namespace, repair):
+        for value, name in ((values_and_derivatives, "values_and_derivatives"), (sig, "sig"), (dsig, "dsig")):
+            check_defined(value, name, "1.2")
+        _check_values_and_derivatives(values_and_derivatives, sig, dsig, x)
+
+
+def _check_values_and_derivatives(values_and_derivatives, sig, dsig, x) -> None:
     s = torch.sigmoid(x.detach().double())
     check_close(sig, s, "sig", hint="sig holds the sigmoid at every point of the grid x.")
     check_close(dsig, s * (1 - s), "dsig", hint="dsig holds the sigmoid's derivative at every point of x.")
@@ -279,8 +373,15 @@ def test_derivatives_at(derivatives_at, first_derivative, second_derivative) -> 
 # Part 2
 
 
-def test_train_sgd(train_sgd, X, y, w, b, losses, n_batches: int) -> None:
+def test_train_sgd(train_sgd, X, y, w, b, losses, n_batches: int, namespace=None) -> None:
     """2.1: train_sgd against the reference on three configurations, and the sheet's run."""
+    with fallback(namespace, lambda: _sheet_run_2_1(X, y)):
+        for value, name in ((train_sgd, "train_sgd"), (w, "w"), (b, "b"), (losses, "losses")):
+            check_defined(value, name, "2.1")
+        _check_train_sgd(train_sgd, X, y, w, b, losses, n_batches)
+
+
+def _check_train_sgd(train_sgd, X, y, w, b, losses, n_batches: int) -> None:
     hint = "Are the gradients reset after every update, and is the update w - lr * grad?"
     for n, batch, lr, epochs, offset in ((200, 32, 0.01, 2, 0), (50, 7, 0.05, 3, 300), (64, 64, 0.1, 4, 600)):
         loader = _loader(X, y, n, batch, offset)
@@ -303,22 +404,32 @@ def test_learning_curve(fig_curve, losses) -> None:
                 hint="Plot losses against the update number: one point per update, not per epoch.", rtol=1e-5)
 
 
-def test_split(X, y, X_train, X_val, X_test, y_train, y_val, y_test) -> None:
+def test_split(X, y, X_train, X_val, X_test, y_train, y_val, y_test, namespace=None) -> None:
     """2.3 (split): exactly the sheet's two calls of train_test_split."""
-    from sklearn.model_selection import train_test_split
+    with fallback(namespace, lambda: _sheet_split(X, y)):
+        _check_split(X, y, X_train, X_val, X_test, y_train, y_val, y_test)
 
-    X_tr, X_rest, y_tr, y_rest = train_test_split(X, y, test_size=0.2, random_state=42)
-    X_va, X_te, y_va, y_te = train_test_split(X_rest, y_rest, test_size=0.5, random_state=42)
+
+def _check_split(X, y, X_train, X_val, X_test, y_train, y_val, y_test) -> None:
+    reference = _sheet_split(X, y)
     hint = "Split as described: 80/20 first, then the 20 % in halves, random_state=42 both times, in that order."
-    for name, mine, ref in (("X_train", X_train, X_tr), ("y_train", y_train, y_tr), ("X_val", X_val, X_va),
-                            ("y_val", y_val, y_va), ("X_test", X_test, X_te), ("y_test", y_test, y_te)):
+    for name, mine in (("X_train", X_train), ("y_train", y_train), ("X_val", X_val), ("y_val", y_val),
+                       ("X_test", X_test), ("y_test", y_test)):
+        check_defined(mine, name, "2.3")
+        ref = reference[name]
         assert isinstance(mine, torch.Tensor) and mine.dtype == ref.dtype, (
             f"{name} should be a tensor like X and y (train_test_split keeps tensors as they are)")
         check_close(mine, ref, name, rtol=0, atol=0, hint=hint)
 
 
-def test_train_with_validation(train_with_validation, X, y) -> None:
+def test_train_with_validation(train_with_validation, X, y, namespace=None) -> None:
     """2.3 (training): per-epoch losses and parameter copies against the reference, on other data."""
+    with fallback(namespace, {"train_with_validation": Reference.train_with_validation}):
+        check_defined(train_with_validation, "train_with_validation", "2.3")
+        _check_train_with_validation(train_with_validation, X, y)
+
+
+def _check_train_with_validation(train_with_validation, X, y) -> None:
     float_rule = "train_losses and val_losses hold one Python float per epoch"
     copy_rule = "a copy of the parameters, (w, b), detached and cloned"
     hint = "Record after every epoch: the mean of its batch losses, the validation MSE, and (w, b) cloned."
@@ -353,8 +464,14 @@ def test_train_with_validation(train_with_validation, X, y) -> None:
             f"the sheet says: {copy_rule}; history holds the same tensor for every epoch")
 
 
-def test_best_epoch(train_losses, val_losses, history, best_epoch) -> None:
+def test_best_epoch(train_losses, val_losses, history, best_epoch, namespace=None) -> None:
     """2.3 (best epoch): the sheet's run has 30 epochs of Python floats; best_epoch is argmin, an int."""
+    with fallback(namespace, lambda: {"best_epoch": int(np.argmin([float(v) for v in val_losses]))}):
+        check_defined(best_epoch, "best_epoch", "2.3")
+        _check_best_epoch(train_losses, val_losses, history, best_epoch)
+
+
+def _check_best_epoch(train_losses, val_losses, history, best_epoch) -> None:
     float_rule = "train_losses and val_losses hold one Python float per epoch"
     n_epochs = RUN_2_3["epochs"]
     for name, values in (("train_losses", train_losses), ("val_losses", val_losses), ("history", history)):
@@ -386,8 +503,14 @@ def test_last_and_best(history, best_epoch, X_test, y_test, test_mse_last, test_
                 hint="Use history[best_epoch] (the epoch itself, not its neighbour) and X_test, y_test.")
 
 
-def test_train_momentum(train_momentum, X, y) -> None:
+def test_train_momentum(train_momentum, X, y, namespace=None) -> None:
     """2.5: train_momentum against torch.optim.SGD(momentum=mu, dampening=0) on three configurations."""
+    with fallback(namespace, {"train_momentum": Reference.train_momentum}):
+        check_defined(train_momentum, "train_momentum", "2.5")
+        _check_train_momentum(train_momentum, X, y)
+
+
+def _check_train_momentum(train_momentum, X, y) -> None:
     hint = ("The sheet's update: v_0 = g_0, v_t = momentum * v_(t-1) + g_t (no (1 - momentum) factor), "
             "one buffer for w and one for b.")
     for mu, batch, n, offset in ((0.5, 32, 200, 100), (0.9, 10, 60, 100), (0.0, 25, 100, 100), (0.7, 16, 48, 500)):
