@@ -90,6 +90,31 @@ def test_simple_mlp_mistakes_are_named(cls, message):
         hidden.test_simple_mlp(cls)
 
 
+def test_a_failed_test_puts_the_reference_in_the_notebook_and_a_passed_one_does_not():
+    namespace = {"SimpleMLP": PlainList}
+    with pytest.raises(AssertionError, match="not in a plain Python list"):
+        hidden.test_simple_mlp(PlainList, namespace=namespace)
+    assert namespace["SimpleMLP"] is hidden.Reference.SimpleMLP
+    namespace = {"SimpleMLP": SimpleMLP}
+    hidden.test_simple_mlp(SimpleMLP, namespace=namespace)
+    assert namespace["SimpleMLP"] is SimpleMLP
+
+
+def test_gradients_switched_off_for_the_session_fail_and_are_switched_back_on():
+    def grad_off(model, dataloader):
+        torch.set_grad_enabled(False)
+        return compute_accuracy(model, dataloader)
+
+    namespace = {}
+    try:
+        with pytest.raises(AssertionError, match="switched gradients off"):
+            hidden.test_compute_accuracy(grad_off, namespace=namespace)
+        assert torch.is_grad_enabled()
+        assert namespace["compute_accuracy"] is hidden.Reference.compute_accuracy
+    finally:
+        torch.set_grad_enabled(True)
+
+
 def test_train_mistakes_fail():
     def tensors(*args, **kwargs):
         return [torch.tensor(v, requires_grad=True) for v in train(*args, **kwargs)]
