@@ -98,6 +98,7 @@ FEEDBACK = LAYOUT.feedback
 SAMPLES = LAYOUT.samples
 GRADEBOOK = LAYOUT.gradebook
 REPORTS = LAYOUT.reports
+MUTATIONS = ROOT / "mutations"  # the mutation suites and their likely causes (course/commands/causes.py)
 GRADES_CSV = ROOT / "grades.csv"
 SETTINGS_FILE = ROOT / "course.toml"
 
@@ -115,6 +116,22 @@ COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrad
 def helper_paths() -> list[Path]:
     """The helpers that exist in this checkout (an assignment may not need them all yet)."""
     return [ROOT / name for name in HELPERS if (ROOT / name).exists()]
+
+
+def helper_module(name: str):
+    """A module of the course helpers (``utils/<name>.py``) that imports nothing of its package,
+    loaded from its file: ``utils/__init__`` imports torch (seconds), which the grader's parent
+    and the command line never need. Loaded once per process."""
+    import importlib.util
+    import sys
+
+    key = f"utils.{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "utils" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def published_helpers() -> list[Path]:
