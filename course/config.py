@@ -110,7 +110,8 @@ HELPERS = ("utils", "hidden_tests", "plot_loss.py", "loss_landscape", "convert_n
 # Helpers that hold instructor-only code: never copied into what students get (publish).
 PRIVATE_HELPERS = ("hidden_tests",)
 # Everything a copy of the course needs to release, build samples and grade.
-COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrader_config.py", *HELPERS)
+# (mutations/: the likely causes the grader names, mutations/<assignment>.causes.json)
+COURSE_FILES = ("source", "release", "samples", "mutations", "course", "course.toml", "nbgrader_config.py", *HELPERS)
 
 
 def helper_paths() -> list[Path]:

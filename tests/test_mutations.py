@@ -202,11 +202,38 @@ def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
     ("[cases.a\n", r"expected \[cases.<id>\] tables"),
     ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\nthrough = "test_total"\ncells.sol_double = "x = 1"',
      "through is no longer needed"),
+    ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\ndiagnose = "x"\ncells.sol_double = "x = 1"',
+     "unknown keys diagnose"),
+    ('[cases.a]\nkind = "correct"\ndiagnosis = "x"\ncells.sol_double = "def double(x):\\n    return x + x"',
+     "only a mistake has a diagnosis"),
 ])
 def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
     tiny.write_text(spec)
     with pytest.raises(CourseError, match=message):
         mutations.run("tiny")
+
+
+def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny):
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    test_total = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_total")
+    test_total.source += "\n### BEGIN HIDDEN TESTS\nassert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS"
+    nbformat.write(nb, path)
+    _write(tiny, '''
+        [cases.visible]
+        kind = "mistake"
+        fails = ["test_total"]
+        diagnosis = "total returns zero"
+        cells.sol_total = "def total(xs):\\n    return 0"
+        [cases.hidden]
+        kind = "mistake"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return 6"
+    ''')
+    verdicts = {v.case.id: v for v in mutations.run("tiny", timeout=10)}
+    assert verdicts["visible"].ok and verdicts["visible"].visible == ("test_total",)
+    assert verdicts["visible"].case.diagnosis == "total returns zero"
+    assert verdicts["hidden"].ok and verdicts["hidden"].visible == () and "hidden" in verdicts["hidden"].failed["test_total"]
 
 
 def test_a_broken_reference_notebook_is_reported(tiny):
