@@ -137,6 +137,7 @@ def record(assignment: str, keep_signatures: bool = False) -> tuple[tuple[Path, 
     """Run the suite (unless ``keep_signatures``) and write the two causes files; also the
     suite's wrong verdicts, for the user to see."""
     check_assignment(assignment)
+    seen_in([mutations.Verdict(c) for c in mutations.load(assignment)])  # every mistake diagnosed, before a run
     if keep_signatures:
         return write(assignment, recorded(assignment)), []
     verdicts = mutations.run(assignment)
