@@ -217,23 +217,31 @@ def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny)
     path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
     nb = nbformat.read(path, as_version=4)
     test_total = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_total")
-    test_total.source += "\n### BEGIN HIDDEN TESTS\nassert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS"
+    test_total.source = ("assert total([]) == 0, 'the total of nothing is 0'\n### BEGIN HIDDEN TESTS\n"
+                         "assert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS\n" + test_total.source)
     nbformat.write(nb, path)
     _write(tiny, '''
         [cases.visible]
         kind = "mistake"
         fails = ["test_total"]
-        diagnosis = "total returns zero"
-        cells.sol_total = "def total(xs):\\n    return 0"
-        [cases.hidden]
+        diagnosis = "total starts at one"
+        cells.sol_total = "def total(xs):\\n    return 1"
+        [cases.hidden_then_visible]
         kind = "mistake"
         fails = ["test_total"]
-        cells.sol_total = "def total(xs):\\n    return 6"
+        cells.sol_total = "def total(xs):\\n    return 7 if xs else 0"
+        [cases.hidden_only]
+        kind = "mistake"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return 6 if xs else 0"
     ''')
-    verdicts = {v.case.id: v for v in mutations.run("tiny", timeout=10)}
-    assert verdicts["visible"].ok and verdicts["visible"].visible == ("test_total",)
-    assert verdicts["visible"].case.diagnosis == "total returns zero"
-    assert verdicts["hidden"].ok and verdicts["hidden"].visible == () and "hidden" in verdicts["hidden"].failed["test_total"]
+    verdicts = {v.case.id: v for v in mutations.run("tiny", timeout=10, released=True)}
+    assert all(v.ok for v in verdicts.values()), [v.explain() for v in verdicts.values()]
+    assert verdicts["visible"].visible == ("test_total",) and verdicts["visible"].released == {}
+    assert verdicts["visible"].case.diagnosis == "total starts at one"
+    hidden, both = verdicts["hidden_only"], verdicts["hidden_then_visible"]
+    assert hidden.visible == both.visible == () and "hidden" in hidden.failed["test_total"] == both.failed["test_total"]
+    assert hidden.released == {} and "total([1, 2]) should be 6" in both.released["test_total"]
 
 
 def test_a_broken_reference_notebook_is_reported(tiny):

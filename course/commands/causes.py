@@ -13,7 +13,11 @@ committed beside their sources:
 * ``utils/causes/<assignment>.json``, shipped to students with the helpers: the same table
   built only from failures raised by a **visible** line of a test cell (the outermost line of
   the test cell in the traceback is outside its hidden regions, course/cells.py), so no
-  message of a hidden test, and no diagnosis learned only from one, reaches students.
+  message of a hidden test, and no diagnosis learned only from one, reaches students. Where
+  a hidden test fails first, the suite also runs the cell as the release has it, hidden
+  regions removed (``mutations.run(released=True)``): that failure is what the student's own
+  run shows, and it is recorded as visible (for the grader too: a graded run whose hidden
+  tests pass fails the same way).
 
 ``--keep-signatures`` rebuilds both files from the signatures already recorded, with the
 diagnoses as the cases now state them (after editing diagnoses only: no suite run).
@@ -42,13 +46,15 @@ MOST_LIKELY = 2  # causes listed for an ambiguous signature
 
 @dataclass(frozen=True)
 class Seen:
-    """One failure of one mistake: the cell it failed and the signature of its message."""
+    """One failure of one mistake: the cell it failed and the signature of its message;
+    ``released``: the cell run as students have it, hidden regions removed."""
 
     case: str
     diagnosis: str
     cell: str
     signature: str
     visible: bool
+    released: bool = False
 
 
 def assignments_with_diagnoses() -> list[str]:
@@ -74,8 +80,11 @@ def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
     if undiagnosed:
         raise CourseError(f"{len(undiagnosed)} mistakes have no diagnosis (write one in their case: the "
                           f"misconception in the student's terms): {', '.join(undiagnosed)}")
-    return [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible)
-            for v in mistakes for cell in v.case.fails if cell in v.failed]
+    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible)
+              for v in mistakes for cell in v.case.fails if cell in v.failed]
+    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True)
+                   for v in mistakes for cell in v.case.fails if cell in v.released]
+    return graded + as_released
 
 
 def lookup_table(seen: list[Seen]) -> list[dict]:
@@ -97,7 +106,8 @@ def _documents(assignment: str, seen: list[Seen]) -> tuple[dict, dict]:
     cases: dict[str, dict] = {}
     for s in seen:
         case = cases.setdefault(s.case, {"diagnosis": s.diagnosis, "failures": []})
-        case["failures"].append({"cell": s.cell, "signature": s.signature, "visible": s.visible})
+        case["failures"].append({"cell": s.cell, "signature": s.signature, "visible": s.visible,
+                                 **({"released": True} if s.released else {})})
     grader = {**header, "signatures": lookup_table(seen), "cases": cases}
     student = {**header, "signatures": [{k: e[k] for k in ("cell", "signature", "ambiguous", "causes")}
                                         for e in lookup_table([s for s in seen if s.visible])]}
@@ -128,7 +138,7 @@ def recorded(assignment: str) -> list[Seen]:
         if case is None or not case.diagnosis:
             raise CourseError(f"{path} records {case_id!r}, which is no longer a mistake with a diagnosis: "
                               f"run `python -m course causes {assignment}` without --keep-signatures")
-        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]))
+        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")))
                  for f in entry["failures"]]
     return seen
 
@@ -140,7 +150,7 @@ def record(assignment: str, keep_signatures: bool = False) -> tuple[tuple[Path, 
     seen_in([mutations.Verdict(c) for c in mutations.load(assignment)])  # every mistake diagnosed, before a run
     if keep_signatures:
         return write(assignment, recorded(assignment)), []
-    verdicts = mutations.run(assignment)
+    verdicts = mutations.run(assignment, released=True)
     return write(assignment, seen_in(verdicts)), [v.explain() for v in verdicts if not v.ok]
 
 
@@ -151,14 +161,15 @@ OUTCOMES = ("right", "right among possible", "wrong", "none")
 
 def split(seen: list[Seen]) -> tuple[list[Seen], list[Seen]]:
     """A fixed split: for each cell, its mistakes in the order of their ids, alternately to the
-    half the signatures are derived from and the half they are judged on."""
+    half the signatures are derived from and the half they are judged on (every failure of a
+    mistake in that cell to the same half)."""
     derive, judge = [], []
-    by_cell: dict[str, list[Seen]] = {}
+    by_cell: dict[str, list[str]] = {}
     for s in seen:
-        by_cell.setdefault(s.cell, []).append(s)
-    for cell_seen in by_cell.values():
-        for i, s in enumerate(sorted(cell_seen, key=lambda s: s.case)):
-            (derive if i % 2 == 0 else judge).append(s)
+        if s.case not in by_cell.setdefault(s.cell, []):
+            by_cell[s.cell].append(s.case)
+    for s in seen:
+        (derive if sorted(by_cell[s.cell]).index(s.case) % 2 == 0 else judge).append(s)
     return derive, judge
 
 

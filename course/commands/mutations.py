@@ -67,7 +67,7 @@ import nbformat
 from nbgrader import utils as nbutils
 
 from ..config import MUTATIONS, ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
-from ..cells import HIDDEN_TESTS, region_lines, strip_delimiters as strip_solution_delimiters
+from ..cells import HIDDEN_TESTS, region_lines, strip_delimiters as strip_solution_delimiters, without_region
 
 KINDS = ("correct", "mistake")
 KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis"})
@@ -132,6 +132,8 @@ class Verdict:
     ran: tuple[str, ...] = ()  # the test cells the case ran (the others compute what the reference does)
     failed: dict[str, str] = field(default_factory=dict)  # test cell -> first line of its error
     visible: tuple[str, ...] = ()  # the failed test cells whose failing line is visible (Failure)
+    # run(released=True): test cell that failed in a hidden test -> its failure without its hidden regions
+    released: dict[str, str] = field(default_factory=dict)
     error: str = ""  # why the case could not be judged (timeout, crash)
     cells_run: int = 0  # cells executed after the fork
     cpu: float = 0.0  # seconds of processor time the case took
@@ -816,10 +818,27 @@ def _case_names(session: _Session, case: Case, cells: list[Cell], reference_name
     return names
 
 
+RELEASED_TIMEOUT = 30.0  # seconds for a test cell's visible checks alone (``released``)
+
+
+def _as_released(session: _Session, cell: Cell) -> str | None:
+    """How the test cell fails as students have it, its hidden regions removed (their own run of
+    the release reaches its visible checks even where a hidden test fails first): run in a
+    forked child, so the state the case goes on with is the graded run's. None if it passes."""
+    try:
+        if not region_lines(cell.source, HIDDEN_TESTS):
+            return None
+        source = without_region(cell.source, HIDDEN_TESTS)
+    except ValueError:
+        return None
+    result = _in_child(lambda: {"failure": session.run(cell, source)}, RELEASED_TIMEOUT)
+    return result.get("failure")
+
+
 def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: list[_Names],
-           reference: _Reference, skip: bool) -> dict:
+           reference: _Reference, skip: bool, released: bool = False) -> dict:
     tracker = _Tracker(case, cells, first, names, reference)
-    ran, failed, visible, executed = [], {}, [], 0
+    ran, failed, visible, seen_released, executed = [], {}, [], {}, 0
     for k in range(first, len(cells)):
         cell = cells[k]
         affected = tracker.affected(k)
@@ -838,7 +857,9 @@ def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: 
                 failed[cell.grade_id] = failure
                 if failure.visible:
                     visible.append(cell.grade_id)
-    return {"ran": ran, "failed": failed, "visible": visible, "cells_run": executed}
+                elif released and (as_released := _as_released(session, cell)):
+                    seen_released[cell.grade_id] = as_released
+    return {"ran": ran, "failed": failed, "visible": visible, "released": seen_released, "cells_run": executed}
 
 
 def _in_child(work, timeout: float) -> dict:
@@ -883,22 +904,23 @@ def _in_child(work, timeout: float) -> dict:
 
 
 def _fork(session: _Session, case: Case, cells: list[Cell], first: int, reference_names: list[_Names | None],
-          reference: _Reference, timeout: float, skip: bool) -> Verdict:
+          reference: _Reference, timeout: float, skip: bool, released: bool = False) -> Verdict:
     def work():
         names = _case_names(session, case, cells, reference_names)
-        return _child(session, case, cells, first, names, reference, skip)
+        return _child(session, case, cells, first, names, reference, skip, released)
 
     result = _in_child(work, timeout)
     if "error" in result:
         return Verdict(case, error=result["error"])
     return Verdict(case, ran=tuple(result["ran"]), failed=dict(result["failed"]), visible=tuple(result["visible"]),
-                   cells_run=result["cells_run"], cpu=result["cpu"])
+                   released=dict(result["released"]), cells_run=result["cells_run"], cpu=result["cpu"])
 
 
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
-        skip: bool = True) -> list[Verdict]:
+        skip: bool = True, released: bool = False) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
-    later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ."""
+    later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
+    ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``)."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
@@ -919,7 +941,8 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
             _warm(reference.modules)
             for cell in cells:
                 for case in (c for c in cases if firsts[c.id] == cell.index):
-                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout, skip)
+                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout,
+                                              skip, released)
                 failure = session.run(cell)
                 if failure:
                     raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure}")
