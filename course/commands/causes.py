@@ -108,7 +108,7 @@ def _documents(assignment: str, seen: list[Seen]) -> tuple[dict, dict]:
         case = cases.setdefault(s.case, {"diagnosis": s.diagnosis, "failures": []})
         case["failures"].append({"cell": s.cell, "signature": s.signature, "visible": s.visible,
                                  **({"released": True} if s.released else {})})
-    grader = {**header, "signatures": lookup_table(seen), "cases": cases}
+    grader = {**header, "signatures": lookup_table(seen), "cases": dict(sorted(cases.items()))}
     student = {**header, "signatures": [{k: e[k] for k in ("cell", "signature", "ambiguous", "causes")}
                                         for e in lookup_table([s for s in seen if s.visible])]}
     return grader, student
