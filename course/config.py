@@ -119,6 +119,11 @@ def helper_paths() -> list[Path]:
     return [ROOT / name for name in HELPERS if (ROOT / name).exists()]
 
 
+def causes_file(assignment: str, mutations: Path | None = None) -> Path:
+    """The likely causes the grader names for an assignment (written by ``course causes``)."""
+    return (mutations or MUTATIONS) / f"{assignment}.causes.json"
+
+
 def helper_module(name: str):
     """A module of the course helpers (``utils/<name>.py``) that imports nothing of its package,
     loaded from its file: ``utils/__init__`` imports torch (seconds), which the grader's parent

@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import CourseError, check_assignment, helper_module
+from ..config import CourseError, causes_file, check_assignment, helper_module
 from . import mutations
 
 student_causes = helper_module("causes")  # the one home of normalise and lookup
@@ -64,7 +64,7 @@ def assignments_with_diagnoses() -> list[str]:
 
 
 def grader_path(assignment: str) -> Path:
-    return mutations.MUTATIONS / f"{assignment}.causes.json"
+    return causes_file(assignment, mutations.MUTATIONS)
 
 
 def student_path(assignment: str) -> Path:

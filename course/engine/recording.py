@@ -36,7 +36,7 @@ import nbformat
 from nbformat.v4 import new_output
 
 from .. import cells, receipts
-from ..config import LAYOUT, MUTATIONS, SOURCE, Layout, helper_module
+from ..config import LAYOUT, SOURCE, Layout, causes_file, helper_module
 from ..files import record as record_stamp, write_atomic
 from ..gradebook import open_gradebook
 from ..nbgrader_cli import nbgrader_config
@@ -88,7 +88,7 @@ def record(assignment: str, student: str, notebooks: dict[str, object], flagged:
         nb, resources = AssignLatePenalties(config=config).preprocess(nb, resources)
         # The rubrics for the formgrader come from source/, which no sandbox sees.
         nb, _ = InsertRubrics(config=config).preprocess(nb, resources)
-        diagnose(nb, helper_module("causes").load(MUTATIONS / f"{assignment}.causes.json"))
+        diagnose(nb, helper_module("causes").load(causes_file(assignment)))
         recorded[name] = nb
     return recorded
 
