@@ -35,18 +35,6 @@ def _share(counts: Counter, total: int) -> str:
     return " / ".join(f"{100 * counts[o] / total:.0f} %" if total else "-" for o in causes.OUTCOMES)
 
 
-def in_sample(seen: list[causes.Seen]) -> Counter:
-    """The outcomes of looking every recorded failure up in the table built from all of them."""
-    signatures = causes.student_causes.table({"signatures": causes.lookup_table(seen)})
-    outcomes = Counter({outcome: 0 for outcome in causes.OUTCOMES})
-    for s in seen:
-        found = signatures.get((s.cell, s.signature), [])
-        key = "none" if not found else "wrong" if s.diagnosis not in found else \
-            "right" if len(found) == 1 else "right among possible"
-        outcomes[key] += 1
-    return outcomes
-
-
 def coverable(seen: list[causes.Seen]) -> float:
     """The share of the judged half whose misconception some mistake of the derived half shares
     in that cell: an upper bound of "right" held out."""
@@ -70,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         seen = causes.recorded(name)
         graded = [s for s in seen if not s.released]  # what grading looks up
         students = [s for s in seen if s.visible]  # what the hand-in check looks up
-        held, every, handin = causes.held_out(graded), in_sample(graded), causes.held_out(students)
+        held, every, handin = causes.held_out(graded), causes.outcomes(graded, graded), causes.held_out(students)
         n = {"held": len(causes.split(graded)[1]), "all": len(graded), "handin": len(causes.split(students)[1])}
         table = causes.lookup_table(graded)
         print(f"| `{name}` | {len(graded)} | {_share(held, n['held'])} | {100 * coverable(graded):.0f} % | "

@@ -173,18 +173,22 @@ def split(seen: list[Seen]) -> tuple[list[Seen], list[Seen]]:
     return derive, judge
 
 
-def held_out(seen: list[Seen]) -> Counter:
-    """Outcome -> failures of the judged half: the derived half's lookup gives exactly the right
-    diagnosis, lists it among possible causes, gives only wrong ones, or nothing."""
-    derive, judge = split(seen)
+def outcomes(derive: list[Seen], judge: list[Seen]) -> Counter:
+    """Outcome -> failures of ``judge``: the lookup table of ``derive`` gives exactly their
+    diagnosis, lists it among possible causes, gives only other ones, or nothing."""
     signatures = student_causes.table({"signatures": lookup_table(derive)})
-    outcomes = Counter({outcome: 0 for outcome in OUTCOMES})
+    counts = Counter({outcome: 0 for outcome in OUTCOMES})
     for s in judge:
         found = signatures.get((s.cell, s.signature), [])
         if not found:
-            outcomes["none"] += 1
+            counts["none"] += 1
         elif s.diagnosis not in found:
-            outcomes["wrong"] += 1
+            counts["wrong"] += 1
         else:
-            outcomes["right" if len(found) == 1 else "right among possible"] += 1
-    return outcomes
+            counts["right" if len(found) == 1 else "right among possible"] += 1
+    return counts
+
+
+def held_out(seen: list[Seen]) -> Counter:
+    """The outcomes of the judged half of ``split``, with the table of the derived half."""
+    return outcomes(*split(seen))
