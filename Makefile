@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv release check-release samples grade scores mutations bench bench-parallel lab clean
+.PHONY: demo test venv release check-release samples grade scores mutations causes bench bench-parallel lab clean
 
 demo: $(STAMP)          ## set up, release, build the sample submissions, grade them
 	@scripts/system-packages grading
@@ -43,6 +43,9 @@ scores: $(STAMP)
 
 mutations: $(STAMP)     ## judge the hidden tests with correct variants and plausible mistakes
 	$(PY) -m course mutations
+
+causes: $(STAMP)        ## record how each mistake fails, for "Likely cause" feedback (runs the mutation suite)
+	$(PY) -m course causes
 
 bench: $(STAMP)         ## timing ratios of the grading pipeline
 	$(PY) benchmarks/bench_grading.py

@@ -3,7 +3,9 @@
 nbgrader marks its cells in ``metadata.nbgrader`` (``grade_id``, ``solution``, ``grade``,
 ``locked``, ``points``); the course adds ``metadata.course`` (``bonus``: extra credit of a
 bonus test cell; ``rubric``: the answer a rubric cell marks; ``rerun_after_restart``: the
-grader's own set-up cells; ``evidence``: the review evidence on top of a graded notebook).
+grader's own set-up cells; ``evidence``: the review evidence on top of a graded notebook;
+``likely_causes``: on a failed test cell of a graded notebook, the misconceptions its failure
+matched, written by the recording, course/engine/recording.py).
 Inside cells, nbgrader's delimiters fence the solution and the hidden tests. Every module of the course, and the tests, read these through the functions
 here, so that a reader finds each rule once (as nbgrader's own ``nbgrader/utils.py`` does for
 its predicates, which ``is_grade``/``is_solution``/``is_locked`` follow).
@@ -104,6 +106,16 @@ def rubric_of(cell) -> str | None:
     """The grade id of the answer a rubric cell belongs to, or None for any other cell."""
     value = course_meta(cell).get("rubric") if cell.get("cell_type") == "markdown" else None
     return str(value) if value else None
+
+
+LIKELY_CAUSES = "likely_causes"
+
+
+def likely_causes(cell) -> list[str]:
+    """The likely causes recorded on a graded test cell (one, two possible ones, or none);
+    anything malformed there counts as none."""
+    value = course_meta(cell).get(LIKELY_CAUSES)
+    return [c for c in value if isinstance(c, str) and c.strip()] if isinstance(value, list) else []
 
 
 def is_evidence(cell) -> bool:

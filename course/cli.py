@@ -7,6 +7,7 @@
     scores                          print the score table from the gradebook
     demo                            release + samples + grade + dashboard + similarity reports: the whole pipeline
     mutations [ASSIGNMENT ...]      judge the hidden tests: correct variants pass, mistakes fail
+    causes [ASSIGNMENT ...]         record how each known mistake fails, for "Likely cause" feedback
     publish DEST                    build the student repository (release/, helpers, README) in DEST
     collect ASSIGNMENT ZIP          unpack a learning platform's submissions zip into submitted/
     export-lms [ASSIGNMENT ...]     write the grades as Moodle's grade-import CSV
@@ -154,6 +155,19 @@ def cmd_mutations(args) -> int:
     if problems:
         print("\nCases the tests do not judge as declared:", *problems, sep="\n")
     return 1 if problems else 0
+
+
+def cmd_causes(args) -> int:
+    from .commands import causes
+
+    names = [check_assignment(n) for n in args.assignments] or causes.assignments_with_diagnoses()
+    for name in names:
+        (grader, student), wrong = causes.record(name, keep_signatures=args.keep_signatures)
+        print(f"{name}: {grader.relative_to(ROOT)} and {student.relative_to(ROOT)} written", flush=True)
+        if wrong:
+            print(f"  wrong verdicts of the suite (`course mutations {name}`; only declared cells that failed are recorded):",
+                  *(f"    {w}" for w in wrong), sep="\n")
+    return 0
 
 
 def cmd_publish(args) -> int:
@@ -331,6 +345,10 @@ def parser() -> argparse.ArgumentParser:
     add("scores", cmd_scores, "print the score table from the gradebook")
     m = add("mutations", cmd_mutations, "judge the hidden tests with the cases of mutations/<assignment>.toml")
     m.add_argument("--case", action="append", help="only this case id (repeatable)")
+    c = add("causes", cmd_causes, "run the mutation suite and record how each mistake fails (the likely causes "
+                                  "feedback names), into mutations/<assignment>.causes.json and utils/causes/")
+    c.add_argument("--keep-signatures", action="store_true",
+                   help="no suite run: rewrite the files from the signatures recorded, with the diagnoses as they are now")
     d = add("demo", cmd_demo, "release, build the sample submissions and grade them", assignments=False)
     d.add_argument("--force", action="store_true", help="grade again even if nothing changed")
     _pool_options(d)

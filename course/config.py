@@ -98,6 +98,7 @@ FEEDBACK = LAYOUT.feedback
 SAMPLES = LAYOUT.samples
 GRADEBOOK = LAYOUT.gradebook
 REPORTS = LAYOUT.reports
+MUTATIONS = ROOT / "mutations"  # the mutation suites and their likely causes (course/commands/causes.py)
 GRADES_CSV = ROOT / "grades.csv"
 SETTINGS_FILE = ROOT / "course.toml"
 
@@ -109,12 +110,34 @@ HELPERS = ("utils", "hidden_tests", "plot_loss.py", "loss_landscape", "convert_n
 # Helpers that hold instructor-only code: never copied into what students get (publish).
 PRIVATE_HELPERS = ("hidden_tests",)
 # Everything a copy of the course needs to release, build samples and grade.
-COURSE_FILES = ("source", "release", "samples", "course", "course.toml", "nbgrader_config.py", *HELPERS)
+# (mutations/: the likely causes the grader names, mutations/<assignment>.causes.json)
+COURSE_FILES = ("source", "release", "samples", "mutations", "course", "course.toml", "nbgrader_config.py", *HELPERS)
 
 
 def helper_paths() -> list[Path]:
     """The helpers that exist in this checkout (an assignment may not need them all yet)."""
     return [ROOT / name for name in HELPERS if (ROOT / name).exists()]
+
+
+def causes_file(assignment: str, mutations: Path | None = None) -> Path:
+    """The likely causes the grader names for an assignment (written by ``course causes``)."""
+    return (mutations or MUTATIONS) / f"{assignment}.causes.json"
+
+
+def helper_module(name: str):
+    """A module of the course helpers (``utils/<name>.py``) that imports nothing of its package,
+    loaded from its file: ``utils/__init__`` imports torch (seconds), which the grader's parent
+    and the command line never need. Loaded once per process."""
+    import importlib.util
+    import sys
+
+    key = f"utils.{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "utils" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def published_helpers() -> list[Path]:

@@ -96,6 +96,27 @@ def test_every_sample_scores_as_declared(graded):
         assert not wrong, f"sample {sample.student!r}: cells scored (got, expected): {wrong}"
 
 
+# A sample with a known mistake, the mutation case of that mistake, the cell it fails.
+LIKELY_CAUSE = {"autodiff": ("dampened_momentum", "m25_dampened", "test_2_5")}
+
+
+def test_a_sample_with_a_known_mistake_is_told_its_likely_cause(graded):
+    if graded.assignment not in LIKELY_CAUSE:
+        pytest.skip("no sample of this assignment is paired with a mutation case")
+    from course.commands import mutations
+
+    student, case, cell = LIKELY_CAUSE[graded.assignment]
+    assert next(s for s in samples.load(graded.assignment) if s.student == student).fails == (cell,)
+    diagnosis = next(c.diagnosis for c in mutations.load(graded.assignment) if c.id == case)
+    nb = nbformat.read(graded.root / "autograded" / student / graded.assignment / f"{graded.assignment}.ipynb", 4)
+    recorded = {c.metadata["nbgrader"]["grade_id"]: c.metadata.get("course", {}).get("likely_causes")
+                for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")}
+    assert diagnosis in recorded[cell] and not [gid for gid, found in recorded.items() if found and gid != cell]
+    page = (graded.root / "feedback" / student / graded.assignment / f"{graded.assignment}.html").read_text()
+    shown = [html.unescape(m) for m in re.findall(r'<div class="course-cause">(.*?)</div>', page, flags=re.S)]
+    assert len(shown) == 1 and re.match(r"(Likely cause|Possible causes): ", shown[0]) and diagnosis in shown[0]
+
+
 def test_blank_sample_fails_every_test_and_correct_passes_all(graded):
     # The generated student version must fail every autograded test; the solution must pass all.
     tests = {gid for nb in _autograded_cells(graded.assignment).values() for gid in nb}

@@ -202,11 +202,46 @@ def test_cases_are_isolated_and_stderr_exit_and_hangs_are_judged(tiny):
     ("[cases.a\n", r"expected \[cases.<id>\] tables"),
     ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\nthrough = "test_total"\ncells.sol_double = "x = 1"',
      "through is no longer needed"),
+    ('[cases.a]\nkind = "mistake"\nfails = ["test_double"]\ndiagnose = "x"\ncells.sol_double = "x = 1"',
+     "unknown keys diagnose"),
+    ('[cases.a]\nkind = "correct"\ndiagnosis = "x"\ncells.sol_double = "def double(x):\\n    return x + x"',
+     "only a mistake has a diagnosis"),
 ])
 def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
     tiny.write_text(spec)
     with pytest.raises(CourseError, match=message):
         mutations.run("tiny")
+
+
+def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny):
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    test_total = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_total")
+    test_total.source = ("assert total([]) == 0, 'the total of nothing is 0'\n### BEGIN HIDDEN TESTS\n"
+                         "assert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS\n" + test_total.source)
+    nbformat.write(nb, path)
+    _write(tiny, '''
+        [cases.visible]
+        kind = "mistake"
+        fails = ["test_total"]
+        diagnosis = "total starts at one"
+        cells.sol_total = "def total(xs):\\n    return 1"
+        [cases.hidden_then_visible]
+        kind = "mistake"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return 7 if xs else 0"
+        [cases.hidden_only]
+        kind = "mistake"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return 6 if xs else 0"
+    ''')
+    verdicts = {v.case.id: v for v in mutations.run("tiny", timeout=10, released=True)}
+    assert all(v.ok for v in verdicts.values()), [v.explain() for v in verdicts.values()]
+    assert verdicts["visible"].visible == ("test_total",) and verdicts["visible"].released == {}
+    assert verdicts["visible"].case.diagnosis == "total starts at one"
+    hidden, both = verdicts["hidden_only"], verdicts["hidden_then_visible"]
+    assert hidden.visible == both.visible == () and "hidden" in hidden.failed["test_total"] == both.failed["test_total"]
+    assert hidden.released == {} and "total([1, 2]) should be 6" in both.released["test_total"]
 
 
 def test_a_broken_reference_notebook_is_reported(tiny):

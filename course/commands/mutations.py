@@ -66,11 +66,11 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils as nbutils
 
-from ..config import ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
-from ..cells import strip_delimiters as strip_solution_delimiters
+from ..config import MUTATIONS, ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
+from ..cells import HIDDEN_TESTS, region_lines, strip_delimiters as strip_solution_delimiters, without_region
 
-MUTATIONS = ROOT / "mutations"
 KINDS = ("correct", "mistake")
+KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis"})
 WEAKNESSES = ("figure", "rule", "data", "cascade", "values", "advice")
 CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, training loops included
 # Set while the suite runs (the reference and every case), as grading sets them for a
@@ -123,6 +123,7 @@ class Case:
     cells: dict[str, str]
     fails: tuple[str, ...] = ()
     weakness: str | None = None
+    diagnosis: str = ""  # a mistake's misconception, in the student's terms (course/commands/causes.py)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ class Verdict:
     case: Case
     ran: tuple[str, ...] = ()  # the test cells the case ran (the others compute what the reference does)
     failed: dict[str, str] = field(default_factory=dict)  # test cell -> first line of its error
+    visible: tuple[str, ...] = ()  # the failed test cells whose failing line is visible (Failure)
+    # run(released=True): test cell that failed in a hidden test -> its failure without its hidden regions
+    released: dict[str, str] = field(default_factory=dict)
     error: str = ""  # why the case could not be judged (timeout, crash)
     cells_run: int = 0  # cells executed after the fork
     cpu: float = 0.0  # seconds of processor time the case took
@@ -180,6 +184,10 @@ def load(assignment: str) -> list[Case]:
         if "through" in entry:
             raise CourseError(f"{path}: cases.{case_id}.through is no longer needed: every case runs through all "
                               "later cells of the notebook; delete the line")
+        unknown = sorted(set(entry) - KEYS)
+        if unknown:
+            raise CourseError(f"{path}: cases.{case_id} has unknown keys {', '.join(unknown)} "
+                              f"(a case has {', '.join(sorted(KEYS))})")
         case = Case(
             id=case_id,
             kind=entry.get("kind", ""),
@@ -187,6 +195,7 @@ def load(assignment: str) -> list[Case]:
             cells=dict(entry.get("cells", {})),
             fails=tuple(entry.get("fails", ())),
             weakness=entry.get("weakness"),
+            diagnosis=" ".join(str(entry.get("diagnosis", "")).split()),
         )
         if case.kind not in KINDS:
             raise CourseError(f"{path}: cases.{case_id}.kind must be one of {', '.join(KINDS)}")
@@ -196,6 +205,8 @@ def load(assignment: str) -> list[Case]:
             raise CourseError(f"{path}: cases.{case_id}.weakness must be one of {', '.join(WEAKNESSES)}")
         if not case.cells:
             raise CourseError(f"{path}: cases.{case_id} replaces no cell")
+        if case.diagnosis and case.kind != "mistake":
+            raise CourseError(f"{path}: cases.{case_id}: only a mistake has a diagnosis")
         cases.append(case)
     return cases
 
@@ -640,7 +651,7 @@ class _Session:
     def names(self, source: str) -> _Names | None:
         return _scan(self._transform(source))
 
-    def run(self, cell: Cell, source: str | None = None) -> str | None:
+    def run(self, cell: Cell, source: str | None = None) -> Failure | None:
         """Execute a cell; the first line of its failure, or None if it passed.
 
         Text on stderr fails a test cell only: nbgrader scores only test cells."""
@@ -655,10 +666,36 @@ class _Session:
             raise
         except BaseException as exc:  # a test cell fails on anything it raises, SystemExit included
             lines = traceback.format_exception_only(type(exc), exc)
-            return (lines[-1].strip() if lines else type(exc).__name__)[:500]
+            message = (lines[-1].strip() if lines else type(exc).__name__)[:500]
+            return Failure(message, visible=_raised_by_visible_line(cell, exc))
         if cell.is_test and stderr.getvalue().strip():
-            return f"wrote to stderr: {stderr.getvalue().strip().splitlines()[0][:300]}"
+            return Failure(f"wrote to stderr: {stderr.getvalue().strip().splitlines()[0][:300]}")
         return None
+
+
+class Failure(str):
+    """The first line of a cell's failure; ``visible``: a line of the test cell outside its
+    hidden regions raised it (the line a student's own run of the release reaches too)."""
+
+    visible: bool
+
+    def __new__(cls, message: str, visible: bool = False):
+        failure = super().__new__(cls, message)
+        failure.visible = visible
+        return failure
+
+
+def _raised_by_visible_line(cell: Cell, exc: BaseException) -> bool:
+    """Whether the outermost line of ``cell`` in the traceback is a visible line of a test cell."""
+    if not cell.is_test:
+        return False
+    own = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == f"<{cell.grade_id}>"]
+    if not own or own[0].lineno is None:
+        return False
+    try:
+        return own[0].lineno not in region_lines(cell.source, HIDDEN_TESTS)
+    except ValueError:  # a malformed hidden region: count it as hidden, never publish it
+        return False
 
 
 def _quiet() -> None:
@@ -781,10 +818,27 @@ def _case_names(session: _Session, case: Case, cells: list[Cell], reference_name
     return names
 
 
+RELEASED_TIMEOUT = 30.0  # seconds for a test cell's visible checks alone (``released``)
+
+
+def _as_released(session: _Session, cell: Cell) -> str | None:
+    """How the test cell fails as students have it, its hidden regions removed (their own run of
+    the release reaches its visible checks even where a hidden test fails first): run in a
+    forked child, so the state the case goes on with is the graded run's. None if it passes."""
+    try:
+        if not region_lines(cell.source, HIDDEN_TESTS):
+            return None
+        source = without_region(cell.source, HIDDEN_TESTS)
+    except ValueError:
+        return None
+    result = _in_child(lambda: {"failure": session.run(cell, source)}, RELEASED_TIMEOUT)
+    return result.get("failure")
+
+
 def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: list[_Names],
-           reference: _Reference, skip: bool) -> dict:
+           reference: _Reference, skip: bool, released: bool = False) -> dict:
     tracker = _Tracker(case, cells, first, names, reference)
-    ran, failed, executed = [], {}, 0
+    ran, failed, visible, seen_released, executed = [], {}, [], {}, 0
     for k in range(first, len(cells)):
         cell = cells[k]
         affected = tracker.affected(k)
@@ -801,7 +855,11 @@ def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: 
             ran.append(cell.grade_id)
             if failure:
                 failed[cell.grade_id] = failure
-    return {"ran": ran, "failed": failed, "cells_run": executed}
+                if failure.visible:
+                    visible.append(cell.grade_id)
+                elif released and (as_released := _as_released(session, cell)):
+                    seen_released[cell.grade_id] = as_released
+    return {"ran": ran, "failed": failed, "visible": visible, "released": seen_released, "cells_run": executed}
 
 
 def _in_child(work, timeout: float) -> dict:
@@ -846,22 +904,23 @@ def _in_child(work, timeout: float) -> dict:
 
 
 def _fork(session: _Session, case: Case, cells: list[Cell], first: int, reference_names: list[_Names | None],
-          reference: _Reference, timeout: float, skip: bool) -> Verdict:
+          reference: _Reference, timeout: float, skip: bool, released: bool = False) -> Verdict:
     def work():
         names = _case_names(session, case, cells, reference_names)
-        return _child(session, case, cells, first, names, reference, skip)
+        return _child(session, case, cells, first, names, reference, skip, released)
 
     result = _in_child(work, timeout)
     if "error" in result:
         return Verdict(case, error=result["error"])
-    return Verdict(case, ran=tuple(result["ran"]), failed=dict(result["failed"]), cells_run=result["cells_run"],
-                   cpu=result["cpu"])
+    return Verdict(case, ran=tuple(result["ran"]), failed=dict(result["failed"]), visible=tuple(result["visible"]),
+                   released=dict(result["released"]), cells_run=result["cells_run"], cpu=result["cpu"])
 
 
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
-        skip: bool = True) -> list[Verdict]:
+        skip: bool = True, released: bool = False) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
-    later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ."""
+    later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
+    ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``)."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
@@ -882,7 +941,8 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
             _warm(reference.modules)
             for cell in cells:
                 for case in (c for c in cases if firsts[c.id] == cell.index):
-                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout, skip)
+                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout,
+                                              skip, released)
                 failure = session.run(cell)
                 if failure:
                     raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure}")

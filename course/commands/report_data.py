@@ -18,7 +18,8 @@ beyond the title, nor any output or message: a failure is kept as its category o
 
 **Likely causes (a hook).** A graded test cell of an autograded notebook may carry, in its
 metadata, ``"course": {"likely_causes": ["<cause>", ...]}``: the plausible mistakes whose
-failure it matched (short labels, e.g. the id of a case of ``mutations/<assignment>.toml``).
+failure it matched: the diagnoses of ``mutations/<assignment>.causes.json`` that the
+recording (course/engine/recording.py) looked up for the cell's failure message.
 The dashboard counts them per cell for the submissions that failed it; a cell without the
 key shows "—". Whatever writes the key must be the parent, after recording, on every test
 cell it diagnoses: the ``course`` metadata of a submitted cell reaches ``autograded/``
@@ -42,7 +43,7 @@ from ..gradebook import Score, open_gradebook, submissions
 from ..plugins.feedback import verdict, visible_source
 from ..review import read_log, standing
 
-LIKELY_CAUSES = "likely_causes"  # key in a graded cell's metadata.course (see the module docstring)
+LIKELY_CAUSES = cells.LIKELY_CAUSES  # key in a graded cell's metadata.course (see the module docstring)
 TITLE_CHARS = 80
 
 
@@ -240,8 +241,7 @@ def _failure(cell: dict | None) -> Failure:
     """The category of one failed cell (only ``where``: verdict's message is not kept)."""
     if cell is None:
         return Failure(Where.OTHER)
-    meta = cells.course_meta(cell).get(LIKELY_CAUSES)
-    causes = tuple(c for c in meta if isinstance(c, str) and c.strip()) if isinstance(meta, list) else ()
+    causes = tuple(cells.likely_causes(cell))
     errors = [o for o in cell.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"]
     if errors and (errors[0].get("ename") in cells.KERNEL_ERRORS or errors[0].get("evalue") == NOT_RUN):
         return Failure(Where.NOT_RUN, causes)

@@ -13,7 +13,10 @@ sandbox (forged metadata, extra credit, a test cell's source) counts:
 * extra credit comes only from bonus cells of ``source/`` (course/plugins/bonus.py) that
   passed; graders' manual scores are kept, as nbgrader does; the late penalty is assessed
   (``AssignLatePenalties``, with the plugin of nbgrader_config.py);
-* the autograded notebook, which the formgrader shows, gets each written answer's rubric;
+* the autograded notebook, which the formgrader shows, gets each written answer's rubric,
+  and each failed test cell the likely causes of its failure (``metadata.course.likely_causes``,
+  looked up in ``mutations/<assignment>.causes.json`` by ``utils.causes``; every other cell's
+  key is removed, so a value the submission planted never counts);
 * then course/engine/settle.py: graded written answers of unchanged notebooks stay graded,
   the review decision in force is written again, the receipt, and the review evidence on top
   of a flagged notebook.
@@ -33,7 +36,7 @@ import nbformat
 from nbformat.v4 import new_output
 
 from .. import cells, receipts
-from ..config import LAYOUT, SOURCE, Layout
+from ..config import LAYOUT, SOURCE, Layout, causes_file, helper_module
 from ..files import record as record_stamp, write_atomic
 from ..gradebook import open_gradebook
 from ..nbgrader_cli import nbgrader_config
@@ -85,8 +88,23 @@ def record(assignment: str, student: str, notebooks: dict[str, object], flagged:
         nb, resources = AssignLatePenalties(config=config).preprocess(nb, resources)
         # The rubrics for the formgrader come from source/, which no sandbox sees.
         nb, _ = InsertRubrics(config=config).preprocess(nb, resources)
+        diagnose(nb, helper_module("causes").load(causes_file(assignment)))
         recorded[name] = nb
     return recorded
+
+
+def diagnose(nb, signatures: dict) -> None:
+    """Write each failed test cell's likely causes into its metadata; remove the key everywhere else."""
+    causes = helper_module("causes")
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("course")
+        if isinstance(meta, dict):
+            meta.pop(cells.LIKELY_CAUSES, None)
+        message = causes.cell_message(cell) if cells.is_test(cell) and not cells.passed(cell) else None
+        found = causes.lookup(signatures, cells.grade_id(cell) or "", message) if message else []
+        if found:
+            course = cell.metadata.get("course")
+            cell.metadata["course"] = {**(course if isinstance(course, dict) else {}), cells.LIKELY_CAUSES: found}
 
 
 def _zero(db, assignment: str, student: str, name: str, flagged: bool) -> None:

@@ -16,7 +16,10 @@ takes nothing from the graded run's outputs except, per graded cell:
   only when grader code (the test cell, ``utils``, ``hidden_tests``) raised it; an
   exception raised in the student's own code (or a library it called) is named by type and
   place only, because its text is the student's to choose. Shown messages are capped at
-  ``MAX_MESSAGE`` characters and lines that quote hidden code are withheld.
+  ``MAX_MESSAGE`` characters and lines that quote hidden code are withheld;
+* for a failed test cell, the likely cause of its failure ("Likely cause: ..." or "Possible
+  causes: a; b"), from the cell's ``course.likely_causes``, which the recording wrote from
+  the course's own table (course/engine/recording.py): instructor text, never the run's.
 
 Everything else comes from the submitted notebook (the student's cells and the outputs
 they made on their own machine, where no hidden test ran) and from the gradebook's copy
@@ -47,7 +50,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .. import cells, receipts, review
-from ..config import LAYOUT, ROOT, SUBMITTED, Layout
+from ..config import LAYOUT, ROOT, SUBMITTED, Layout, helper_module
 from ..gradebook import open_gradebook
 from .colab import MARKER as COLAB_MARKER
 
@@ -264,6 +267,8 @@ def build_page(graded, submitted, grades: dict, sources: dict, answers: set, tes
                 passed = (grade["extra"] > 0) if bonus else grade["score"] >= grade["max"]
                 why = {"where": "", "message": ""} if passed or gid not in graded_by_id else verdict(
                     graded_by_id[gid], test_counts, counts, secrets)
+                if not passed and gid in graded_by_id:  # written by the recording, never by the submission
+                    why["causes"] = helper_module("causes").describe(cells.likely_causes(graded_by_id[gid]))
                 info.update(kind="bonus" if bonus else "test", status=(Verdict.PASSED if passed else Verdict.FAILED).value, **why)
                 if bonus:
                     info["points"] = f"+{_number(grade['extra'])} bonus" if passed else "no bonus"

@@ -1,0 +1,194 @@
+"""Likely causes: how each known mistake fails, so that a failed test can name its misconception.
+
+``python -m course causes ASSIGNMENT`` runs the mutation suite (course/commands/mutations.py)
+and records, for every mistake of ``mutations/<assignment>.toml``, the **signature** of each
+declared cell it fails: the cell's grade id and the failure's first line normalised by
+``utils.causes.normalise`` (the one home of that rule). It writes two generated files,
+committed beside their sources:
+
+* ``mutations/<assignment>.causes.json``, for the grader: every mistake's signatures and
+  ``diagnosis`` (the ``cases`` part, what the suite saw), and the lookup table (``signatures``):
+  (cell, signature) -> the diagnosis, or, where mistakes with different diagnoses share the
+  signature, the two most frequent, marked ``ambiguous``;
+* ``utils/causes/<assignment>.json``, shipped to students with the helpers: the same table
+  built only from failures raised by a **visible** line of a test cell (the outermost line of
+  the test cell in the traceback is outside its hidden regions, course/cells.py), so no
+  message of a hidden test, and no diagnosis learned only from one, reaches students. Where
+  a hidden test fails first, the suite also runs the cell as the release has it, hidden
+  regions removed (``mutations.run(released=True)``): that failure is what the student's own
+  run shows, and it is recorded as visible (for the grader too: a graded run whose hidden
+  tests pass fails the same way).
+
+``--keep-signatures`` rebuilds both files from the signatures already recorded, with the
+diagnoses as the cases now state them (after editing diagnoses only: no suite run).
+``held_out`` measures how well signatures generalise (benchmarks/bench_causes.py).
+
+Only the cells a mistake declares are recorded: where the suite reports a wrong verdict (a
+cascade, a mistake not caught), ``course causes`` prints it, and the other cells teach nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import CourseError, causes_file, check_assignment, helper_module
+from . import mutations
+
+student_causes = helper_module("causes")  # the one home of normalise and lookup
+normalise = student_causes.normalise
+
+GENERATED_BY = "python -m course causes {assignment}"
+MOST_LIKELY = 2  # causes listed for an ambiguous signature
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One failure of one mistake: the cell it failed and the signature of its message;
+    ``released``: the cell run as students have it, hidden regions removed."""
+
+    case: str
+    diagnosis: str
+    cell: str
+    signature: str
+    visible: bool
+    released: bool = False
+
+
+def assignments_with_diagnoses() -> list[str]:
+    """The assignments whose mistakes all have a diagnosis (the others are not ready for causes)."""
+    return [a for a in mutations.assignments_with_cases()
+            if all(c.diagnosis for c in mutations.load(a) if c.kind == "mistake")]
+
+
+def grader_path(assignment: str) -> Path:
+    return causes_file(assignment, mutations.MUTATIONS)
+
+
+def student_path(assignment: str) -> Path:
+    return student_causes.FOLDER / f"{assignment}.json"
+
+
+def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
+    """The failures of the mistakes in the cells they declare (a cascade into another cell, a
+    verdict ``mutations`` reports as wrong, teaches nothing about that other cell); CourseError
+    if a mistake has no diagnosis."""
+    mistakes = [v for v in verdicts if v.case.kind == "mistake" and not v.error]
+    undiagnosed = [v.case.id for v in mistakes if not v.case.diagnosis]
+    if undiagnosed:
+        raise CourseError(f"{len(undiagnosed)} mistakes have no diagnosis (write one in their case: the "
+                          f"misconception in the student's terms): {', '.join(undiagnosed)}")
+    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible)
+              for v in mistakes for cell in v.case.fails if cell in v.failed]
+    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True)
+                   for v in mistakes for cell in v.case.fails if cell in v.released]
+    return graded + as_released
+
+
+def lookup_table(seen: list[Seen]) -> list[dict]:
+    """The signatures of ``seen``, each with its cause, or its ``MOST_LIKELY`` most frequent
+    causes (ties in the order of the names) when mistakes with different diagnoses share it."""
+    counts: dict[tuple[str, str], Counter] = {}
+    for s in seen:
+        counts.setdefault((s.cell, s.signature), Counter())[s.diagnosis] += 1
+    entries = []
+    for (cell, signature), diagnoses in sorted(counts.items()):
+        ranked = sorted(diagnoses.items(), key=lambda item: (-item[1], item[0]))
+        entries.append({"cell": cell, "signature": signature, "ambiguous": len(ranked) > 1,
+                        "causes": [d for d, _ in ranked[:MOST_LIKELY]], "mistakes": sum(diagnoses.values())})
+    return entries
+
+
+def _documents(assignment: str, seen: list[Seen]) -> tuple[dict, dict]:
+    header = {"assignment": assignment, "generated_by": GENERATED_BY.format(assignment=assignment)}
+    cases: dict[str, dict] = {}
+    for s in seen:
+        case = cases.setdefault(s.case, {"diagnosis": s.diagnosis, "failures": []})
+        case["failures"].append({"cell": s.cell, "signature": s.signature, "visible": s.visible,
+                                 **({"released": True} if s.released else {})})
+    grader = {**header, "signatures": lookup_table(seen), "cases": dict(sorted(cases.items()))}
+    student = {**header, "signatures": [{k: e[k] for k in ("cell", "signature", "ambiguous", "causes")}
+                                        for e in lookup_table([s for s in seen if s.visible])]}
+    return grader, student
+
+
+def write(assignment: str, seen: list[Seen]) -> tuple[Path, Path]:
+    """Write the grader's and the students' causes files of ``assignment``."""
+    grader, student = _documents(assignment, seen)
+    paths = grader_path(assignment), student_path(assignment)
+    paths[1].parent.mkdir(exist_ok=True)
+    for path, document in zip(paths, (grader, student)):
+        path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    return paths
+
+
+def recorded(assignment: str) -> list[Seen]:
+    """The signatures of the committed grader file, with the diagnoses the cases state now."""
+    path = grader_path(assignment)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CourseError(f"{path} cannot be read ({exc}): run `python -m course causes {assignment}`") from None
+    cases = {c.id: c for c in mutations.load(assignment) if c.kind == "mistake"}
+    seen = []
+    for case_id, entry in sorted(data.get("cases", {}).items()):
+        case = cases.get(case_id)
+        if case is None or not case.diagnosis:
+            raise CourseError(f"{path} records {case_id!r}, which is no longer a mistake with a diagnosis: "
+                              f"run `python -m course causes {assignment}` without --keep-signatures")
+        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")))
+                 for f in entry["failures"]]
+    return seen
+
+
+def record(assignment: str, keep_signatures: bool = False) -> tuple[tuple[Path, Path], list[str]]:
+    """Run the suite (unless ``keep_signatures``) and write the two causes files; also the
+    suite's wrong verdicts, for the user to see."""
+    check_assignment(assignment)
+    seen_in([mutations.Verdict(c) for c in mutations.load(assignment)])  # every mistake diagnosed, before a run
+    if keep_signatures:
+        return write(assignment, recorded(assignment)), []
+    verdicts = mutations.run(assignment, released=True)
+    return write(assignment, seen_in(verdicts)), [v.explain() for v in verdicts if not v.ok]
+
+
+# ---- how well signatures generalise ------------------------------------------------------------
+
+OUTCOMES = ("right", "right among possible", "wrong", "none")
+
+
+def split(seen: list[Seen]) -> tuple[list[Seen], list[Seen]]:
+    """A fixed split: for each cell, its mistakes in the order of their ids, alternately to the
+    half the signatures are derived from and the half they are judged on (every failure of a
+    mistake in that cell to the same half)."""
+    derive, judge = [], []
+    by_cell: dict[str, list[str]] = {}
+    for s in seen:
+        if s.case not in by_cell.setdefault(s.cell, []):
+            by_cell[s.cell].append(s.case)
+    for s in seen:
+        (derive if sorted(by_cell[s.cell]).index(s.case) % 2 == 0 else judge).append(s)
+    return derive, judge
+
+
+def outcomes(derive: list[Seen], judge: list[Seen]) -> Counter:
+    """Outcome -> failures of ``judge``: the lookup table of ``derive`` gives exactly their
+    diagnosis, lists it among possible causes, gives only other ones, or nothing."""
+    signatures = student_causes.table({"signatures": lookup_table(derive)})
+    counts = Counter({outcome: 0 for outcome in OUTCOMES})
+    for s in judge:
+        found = signatures.get((s.cell, s.signature), [])
+        if not found:
+            counts["none"] += 1
+        elif s.diagnosis not in found:
+            counts["wrong"] += 1
+        else:
+            counts["right" if len(found) == 1 else "right among possible"] += 1
+    return counts
+
+
+def held_out(seen: list[Seen]) -> Counter:
+    """The outcomes of the judged half of ``split``, with the table of the derived half."""
+    return outcomes(*split(seen))

@@ -1,0 +1,169 @@
+"""Likely causes: the normalised signature of a failure, the lookup (one cause, two possible
+ones, none), what the recording writes into a graded notebook, what students get (visible
+checks only). A graded sample whose page names its cause: tests/test_grading.py."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+from course.commands import causes, mutations
+from course.engine.recording import diagnose
+from utils import causes as lookup
+from utils import handin
+
+
+# ---- normalisation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("first, second", [
+    ("AssertionError: dfdx should be 0.24, got 0.5", "AssertionError: dfdx should be -3e-05, got 12"),
+    ("AssertionError: got tensor([0.1200, -3.0000e-01])", "AssertionError: got tensor([[1., 2.], [3., 4.]])"),
+    ("AssertionError: shape [3, [4, 5]] is wrong", "AssertionError: shape [7] is wrong"),
+    ("AssertionError: dtype 'float32' is not allowed", 'AssertionError: dtype "int64" is not allowed'),
+    ("torch._C._LinAlgError: singular at 3", "_LinAlgError: singular at 4"),
+    ("AssertionError: loss is nan at step 3\nmore text", "AssertionError:   loss is inf at step 40"),
+    ("AssertionError", "AssertionError: "),
+])
+def test_messages_that_differ_only_in_values_share_a_signature(first, second):
+    assert lookup.normalise(first) == lookup.normalise(second)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("AssertionError: dfdx should be 0.24", "AssertionError: dsig should be 0.24"),
+    ("AssertionError: x is wrong", "ValueError: x is wrong"),
+    ("AssertionError: layer fc1 is wrong", "AssertionError: layer fc2 is wrong"),  # names keep their digits
+    ("AssertionError: it doesn't move", "AssertionError: it does move"),
+])
+def test_messages_that_say_different_things_keep_different_signatures(first, second):
+    assert lookup.normalise(first) != lookup.normalise(second)
+
+
+def test_a_signature_keeps_the_words_and_marks_what_it_replaced():
+    assert lookup.normalise("AssertionError: x's dtype is 'float32' at 3.5, got tensor([1.])") == \
+        "AssertionError: x's dtype is <q> at <n>, got <array>"
+    assert len(lookup.normalise("AssertionError: " + "word " * 200)) == lookup.MAX_SIGNATURE
+
+
+# ---- the table and the lookup -----------------------------------------------------------------------
+
+def _seen(case, diagnosis, cell="t", signature="AssertionError: wrong", visible=False):
+    return causes.Seen(case, diagnosis, cell, signature, visible)
+
+
+def test_one_diagnosis_is_likely_several_are_possible_and_the_two_most_frequent_are_kept():
+    seen = [_seen("a", "A"), _seen("b", "A", cell="u"),
+            _seen("c", "C", signature="AssertionError: shared"), _seen("d", "D", signature="AssertionError: shared"),
+            _seen("e", "D", signature="AssertionError: shared"), _seen("f", "F", signature="AssertionError: shared")]
+    table = lookup.table({"signatures": causes.lookup_table(seen)})
+    assert lookup.lookup(table, "t", "AssertionError: wrong") == ["A"]
+    assert lookup.lookup(table, "t", "AssertionError: shared") == ["D", "C"]  # by count, then by name; F dropped
+    assert lookup.lookup(table, "t", "AssertionError: something else") == []
+    assert lookup.lookup(table, "v", "AssertionError: wrong") == []  # the same message in another cell
+    assert lookup.describe(["A"]) == "Likely cause: A"
+    assert lookup.describe(["D", "C"]) == "Possible causes: D; C"
+    assert lookup.describe([]) == ""
+
+
+def test_a_malformed_or_missing_causes_file_means_no_causes(tmp_path):
+    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "odd.json").write_text(json.dumps({"signatures": [{"cell": "t"}, 3, {"cell": "t", "signature": "s",
+                                                                                   "causes": ["ok"]}]}))
+    assert lookup.load(tmp_path / "missing.json") == {} and lookup.load(tmp_path / "bad.json") == {}
+    assert lookup.load(tmp_path / "odd.json") == {("t", "s"): ["ok"]}
+
+
+def test_students_get_only_signatures_of_visible_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(mutations, "MUTATIONS", tmp_path)
+    monkeypatch.setattr(lookup, "FOLDER", tmp_path / "students")
+    seen = [_seen("a", "seen by a visible check", signature="AssertionError: visible <n>", visible=True),
+            _seen("b", "seen by a hidden test only", signature="AssertionError: hidden secret check <n>")]
+    grader, student = causes.write("tiny", seen)
+    assert {e["signature"] for e in json.loads(grader.read_text())["signatures"]} == \
+        {"AssertionError: visible <n>", "AssertionError: hidden secret check <n>"}
+    shipped = student.read_text()
+    assert "visible <n>" in shipped and "hidden" not in shipped and "secret" not in shipped
+
+
+@pytest.mark.parametrize("assignment", causes.assignments_with_diagnoses())
+def test_the_committed_student_files_hold_visible_failures_only(assignment):
+    grader = json.loads(causes.grader_path(assignment).read_text())
+    student = json.loads(causes.student_path(assignment).read_text())
+    visible = {(f["cell"], f["signature"]) for case in grader["cases"].values() for f in case["failures"] if f["visible"]}
+    assert student["signatures"] and {(e["cell"], e["signature"]) for e in student["signatures"]} <= visible
+    hidden_code = {line.strip() for line in (ROOT / "hidden_tests" / f"{assignment}.py").read_text().splitlines()
+                   if len(line.strip()) > 30}
+    assert not [line for line in hidden_code if line in json.dumps(student)]
+
+
+@pytest.mark.parametrize("assignment", causes.assignments_with_diagnoses())
+def test_the_committed_files_state_the_diagnoses_the_cases_state_now(assignment):
+    grader, student = causes._documents(assignment, causes.recorded(assignment))
+    assert json.loads(causes.grader_path(assignment).read_text()) == grader, \
+        f"run `python -m course causes {assignment} --keep-signatures` after editing diagnoses"
+    assert json.loads(causes.student_path(assignment).read_text()) == student
+    recorded = set(grader["cases"])
+    assert recorded and recorded <= {c.id for c in mutations.load(assignment) if c.kind == "mistake"}
+
+
+def test_held_out_split_is_fixed_and_counts_every_judged_failure():
+    seen = [_seen(f"m{i}", "same" if i < 4 else f"own {i}", signature=f"AssertionError: s{i % 2}") for i in range(6)]
+    derive, judge = causes.split(seen)
+    assert [s.case for s in derive] == ["m0", "m2", "m4"] and [s.case for s in judge] == ["m1", "m3", "m5"]
+    outcomes = causes.held_out(seen)
+    # derived: s0 -> same (m0, m2), "own 4" (m4): ambiguous; judged: m1 and m3 (s1) and m5 (s1): no s1 derived
+    assert outcomes == {"right": 0, "right among possible": 0, "wrong": 0, "none": 3}
+    seen.append(_seen("m6", "same", signature="AssertionError: s1"))
+    # now s1 is derived from m6 alone: m1 and m3 get their diagnosis, m5 (another one) a wrong one
+    assert causes.held_out(seen) == {"right": 2, "right among possible": 0, "wrong": 1, "none": 0}
+
+
+# ---- at grading and at hand-in -------------------------------------------------------------------------
+
+def _test_cell(grade_id, outputs=(), planted=None):
+    cell = nbformat.v4.new_code_cell("check()")
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "grade": True, "solution": False, "locked": True, "points": 1}
+    if planted is not None:
+        cell.metadata["course"] = {"likely_causes": planted, "other": 1}
+    cell.outputs = [nbformat.v4.new_output(**o) for o in outputs]
+    return cell
+
+
+def _error(message):
+    return {"output_type": "error", "ename": "AssertionError", "evalue": message, "traceback": []}
+
+
+def test_the_recording_writes_causes_on_failed_cells_and_removes_planted_ones():
+    table = {("t1", "AssertionError: lr is <n>"): ["the rate is fixed"],
+             ("t2", "AssertionError: off"): ["one", "two"]}
+    nb = nbformat.v4.new_notebook(cells=[
+        _test_cell("t1", [_error("lr is 0.3")], planted=["forged"]),
+        _test_cell("t2", [_error("off")]),
+        _test_cell("t3", [_error("something new")], planted=["forged"]),
+        _test_cell("t1", planted=["forged"]),  # passed
+    ])
+    diagnose(nb, table)
+    assert [c.metadata.get("course", {}).get("likely_causes") for c in nb.cells] == \
+        [["the rate is fixed"], ["one", "two"], None, None]
+    assert nb.cells[0].metadata["course"]["other"] == 1  # the rest of the course metadata stays
+
+
+def test_the_hand_in_check_names_the_cause_of_a_failed_visible_check(tmp_path, monkeypatch):
+    monkeypatch.setattr(lookup, "FOLDER", tmp_path / "causes")
+    (tmp_path / "causes").mkdir()
+    (tmp_path / "causes" / "tiny.json").write_text(json.dumps({"signatures": [
+        {"cell": "test_a", "signature": "AssertionError: a is <n>, not positive", "causes": ["a has the wrong sign"]}]}))
+    nb = nbformat.v4.new_notebook(cells=[_test_cell("test_a"), _test_cell("test_b")])
+    nb.cells[0].source, nb.cells[1].source = "# Test a\ncheck_a()", "# Test b\ncheck_b()"
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+
+    def run(executed, workdir, timeout):  # what a kernel would leave: both checks fail
+        executed.cells[0].outputs = [nbformat.v4.new_output(**_error("a is -2.5, not positive"))]
+        executed.cells[1].outputs = [nbformat.v4.new_output(**_error("b is 3"))]
+
+    monkeypatch.setattr(handin, "run", run)
+    text = handin.check(tmp_path / "tiny.ipynb", write=False).text()
+    assert "Test a fails: AssertionError: a is -2.5, not positive\n    Likely cause: a has the wrong sign" in text
+    assert "Test b fails: AssertionError: b is 3\n" in text + "\n" and text.count("cause") == 1
