@@ -824,7 +824,7 @@ RELEASED_TIMEOUT = 30.0  # seconds for a test cell's visible checks alone (``rel
 def _as_released(session: _Session, cell: Cell) -> str | None:
     """How the test cell fails as students have it, its hidden regions removed (their own run of
     the release reaches its visible checks even where a hidden test fails first): run in a
-    forked child, so the state the case goes on with is the graded run's. None if it passes."""
+    forked child before the graded run, so neither sees the other's changes. None if it passes."""
     try:
         if not region_lines(cell.source, HIDDEN_TESTS):
             return None
@@ -848,6 +848,9 @@ def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: 
             if tracker.skippable(k):
                 tracker.after(k, False, session.namespace)
                 continue
+        # As students have it, run before the graded run: a failing hidden test puts the course's
+        # reference in the namespace, and the visible checks would then pass.
+        as_released = _as_released(session, cell) if released and cell.is_test else None
         failure = session.run(cell, case.cells.get(cell.grade_id))
         executed += 1
         tracker.after(k, affected, session.namespace)
@@ -857,7 +860,7 @@ def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: 
                 failed[cell.grade_id] = failure
                 if failure.visible:
                     visible.append(cell.grade_id)
-                elif released and (as_released := _as_released(session, cell)):
+                elif as_released:
                     seen_released[cell.grade_id] = as_released
     return {"ran": ran, "failed": failed, "visible": visible, "released": seen_released, "cells_run": executed}
 
