@@ -62,8 +62,9 @@ class Score:
         return self.auto_score + self.bonus + (self.manual_score or 0.0) - self.late_penalty
 
 
-def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
-    """The recorded score of one submission, or None if it was never graded."""
+def _recorded(db: Path, assignment: str, student: str, read_from):
+    """``read_from(submission)`` inside the gradebook's session, or None if the submission was never
+    graded (or there is no gradebook yet)."""
     if not Path(db).exists():
         return None
     with open_gradebook(db) as gb:
@@ -71,7 +72,12 @@ def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
             return None
-        return _score(submission, assignment, student)
+        return read_from(submission)
+
+
+def read(assignment: str, student: str, db: Path = GRADEBOOK) -> Score | None:
+    """The recorded score of one submission, or None if it was never graded."""
+    return _recorded(db, assignment, student, lambda submission: _score(submission, assignment, student))
 
 
 def _score(submission, assignment: str, student: str) -> Score:
@@ -144,14 +150,7 @@ def _answers(submitted_notebook) -> set[str]:
 
 def flagged(assignment: str, student: str, db: Path = GRADEBOOK) -> bool | None:
     """Whether nbgrader's flag is set on a notebook of the submission; None if it was never graded."""
-    if not Path(db).exists():
-        return None
-    with open_gradebook(db) as gb:
-        try:
-            submission = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return None
-        return any(nb.flagged for nb in submission.notebooks)
+    return _recorded(db, assignment, student, lambda submission: any(nb.flagged for nb in submission.notebooks))
 
 
 def autograded_scores(assignment: str, student: str, db: Path = GRADEBOOK) -> dict[str, dict[str, float]]:

@@ -40,26 +40,13 @@ import torch
 from torch import nn
 
 from hidden_tests._spies import optimizers_created
+from hidden_tests.common import single_thread
 from utils.checks import check_close, check_tensor
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 SUBSET = 50 * 64  # the sheet's subset: 50 batches of 64
 
 
-def single_thread(test):
-    """Run a test on one CPU thread: its models are tiny, and on a busy machine the thread pool's
-    synchronisation costs more than the arithmetic (measured: 10x on a loaded 2-core CPU)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return test(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper
 
 
 # ---- the shared fixture: tiny models, two parameter groups, data ----------------------------
