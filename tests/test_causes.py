@@ -150,6 +150,23 @@ def test_the_recording_writes_causes_on_failed_cells_and_removes_planted_ones():
     assert nb.cells[0].metadata["course"]["other"] == 1  # the rest of the course metadata stays
 
 
+def test_an_exercise_not_done_gets_no_cause_whatever_its_message_resembles():
+    # A blank notebook's tests fail with messages some mistake also produced (a name that its
+    # raising cell never defined): that says nothing about a misconception.
+    table = {("t1", "NameError: name <q> is not defined"): ["the graph is freed by backward()"],
+             ("t2", "AssertionError: models holds <n> entries"): ["there are five runs"]}
+    assert lookup.lookup(table, "t1", "NameError: name 'jacobian' is not defined") == []
+    answer = nbformat.v4.new_code_cell("raise NotImplementedError()")
+    answer.metadata["nbgrader"] = {"grade_id": "a2", "grade": False, "solution": True, "locked": False}
+    answer.outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    nb = nbformat.v4.new_notebook(cells=[answer, _test_cell("t2", [_error("models holds 0 entries")])])
+    diagnose(nb, table)
+    assert "likely_causes" not in nb.cells[1].metadata.get("course", {})
+    answer.outputs = []  # answered (wrongly): the same failure gets its cause
+    diagnose(nb, table)
+    assert nb.cells[1].metadata["course"]["likely_causes"] == ["there are five runs"]
+
+
 def test_the_hand_in_check_names_the_cause_of_a_failed_visible_check(tmp_path, monkeypatch):
     monkeypatch.setattr(lookup, "FOLDER", tmp_path / "causes")
     (tmp_path / "causes").mkdir()

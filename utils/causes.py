@@ -31,6 +31,9 @@ _ARRAY_START = re.compile(r"(?:\b(?:tensor|array|Parameter containing:)\s*\(|\[)
 _QUOTED = re.compile(r"""(?<![\w'"])(?:'[^'\n]*'|"[^"\n]*")(?![\w'"])""")
 _NUMBER = re.compile(r"(?<![\w.<])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w>])|(?<![\w<])-?(?:nan|inf)\b")
 _SPACES = re.compile(r"\s+")
+# Failures that say an answer is missing, not what is wrong with it: a name the test needs was
+# never defined (the exercise is not written yet, or its cell raised), or the placeholder raises.
+_UNANSWERED = re.compile(r"\bNameError\b|\bNotImplementedError\b|\bis not defined\b")
 
 
 def _arrays(text: str) -> str:
@@ -61,6 +64,18 @@ def normalise(message: str) -> str:
     first = _NUMBER.sub(NUMBER, first)
     first = _SPACES.sub(" ", first).strip().rstrip(":").strip()
     return first[:MAX_SIGNATURE]
+
+
+def informative(signature: str) -> bool:
+    """Whether a failure can point at a misconception: one that only says a name is missing
+    cannot (a blank exercise fails that way too), so it never gets a cause."""
+    return not _UNANSWERED.search(signature)
+
+
+def unanswered(cell) -> bool:
+    """Whether an executed answer cell still raises the placeholder's NotImplementedError."""
+    return any(output.get("output_type") == "error" and output.get("ename") == "NotImplementedError"
+               for output in cell.get("outputs", []) or [])
 
 
 def message_of(ename: str, evalue: str) -> str:
@@ -94,7 +109,8 @@ def load(path: Path) -> dict[tuple[str, str], list[str]]:
 def lookup(signatures: dict[tuple[str, str], list[str]], cell: str, message: str) -> list[str]:
     """The causes recorded for a failure of ``cell`` with ``message``: one (likely), two
     (possible, an ambiguous signature) or none."""
-    return list(signatures.get((cell, normalise(message)), []))
+    signature = normalise(message)
+    return list(signatures.get((cell, signature), [])) if informative(signature) else []
 
 
 def describe(causes: list[str]) -> str:

@@ -92,7 +92,8 @@ def lookup_table(seen: list[Seen]) -> list[dict]:
     causes (ties in the order of the names) when mistakes with different diagnoses share it."""
     counts: dict[tuple[str, str], Counter] = {}
     for s in seen:
-        counts.setdefault((s.cell, s.signature), Counter())[s.diagnosis] += 1
+        if student_causes.informative(s.signature):  # "name ... is not defined" names no misconception
+            counts.setdefault((s.cell, s.signature), Counter())[s.diagnosis] += 1
     entries = []
     for (cell, signature), diagnoses in sorted(counts.items()):
         ranked = sorted(diagnoses.items(), key=lambda item: (-item[1], item[0]))

@@ -94,13 +94,19 @@ def record(assignment: str, student: str, notebooks: dict[str, object], flagged:
 
 
 def diagnose(nb, signatures: dict) -> None:
-    """Write each failed test cell's likely causes into its metadata; remove the key everywhere else."""
+    """Write each failed test cell's likely causes into its metadata; remove the key everywhere else.
+    A test right after an answer that still raises its placeholder gets none: it failed because
+    the exercise is not done, whatever its message resembles."""
     causes = helper_module("causes")
+    unfinished = False
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("course")
         if isinstance(meta, dict):
             meta.pop(cells.LIKELY_CAUSES, None)
-        message = causes.cell_message(cell) if cells.is_test(cell) and not cells.passed(cell) else None
+        if cells.is_solution(cell) and cell.cell_type == "code":
+            unfinished = causes.unanswered(cell)
+        failed = cells.is_test(cell) and not cells.passed(cell) and not unfinished
+        message = causes.cell_message(cell) if failed else None
         found = causes.lookup(signatures, cells.grade_id(cell) or "", message) if message else []
         if found:
             course = cell.metadata.get("course")
