@@ -6,14 +6,16 @@ The class is fbmini (tests/classroom.py) with six students: ``good``; ``visible_
 hidden test module (flagged, and its helper fails the hidden test of test_helper); ``dies``
 crashes the kernel in its answer cell, so test_value's visible check finds no ``value``;
 ``broken`` hands in a file that is not a notebook (not graded). ``hidden_fail`` is 36 hours
-late. After grading, a person grades two written answers and likely causes are recorded for
-three failed cells, as the mutation suite's diagnosis would (report_data.LIKELY_CAUSES).
+late. A causes file, as ``course causes`` writes one, names a cause for each of test_value's
+failures; grading records them (not for ``dies``, whose failure only says that ``value`` is not
+defined). After grading, a person grades two written answers.
 Every expected number below is reasoned from that design, not read off a run.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 
@@ -29,7 +31,10 @@ pytestmark = pytest.mark.xdist_group("report")
 DUE = "2024-01-01T00:00:00+00:00"
 HANDED_IN = "2024-01-02 12:00:00 UTC"  # 36 hours after the due date
 CRASH = "import faulthandler\nfaulthandler._sigsegv()  # the kernel dies here\nvalue = 42"
-CAUSES = {"visible_fail": ["sign slip"], "hidden_fail": ["off by one"], "dies": ["off by one"]}
+# test_value's failures, normalised (utils/causes.py), and the causes the grader should record
+SIGNATURES = {"AssertionError: value should be positive": ["sign slip"],
+              "AssertionError: value is not right: look at the sheet again": ["off by one"],
+              "NameError: name <q> is not defined": ["off by one"]}  # says nothing: never used
 WRITTEN = {"good": 2.0, "visible_fail": 1.0}  # points a person gave answer_text (of 2)
 
 
@@ -41,6 +46,9 @@ def _hand_in_more(root, released):
     broken.mkdir(parents=True)
     (broken / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
     (root / "submitted" / "hidden_fail" / ASSIGNMENT / "timestamp.txt").write_text(HANDED_IN)
+    (root / "mutations").mkdir()
+    (root / "mutations" / f"{ASSIGNMENT}.causes.json").write_text(json.dumps({"signatures": [
+        {"cell": "test_value", "signature": signature, "causes": causes} for signature, causes in SIGNATURES.items()]}))
     settings = root / "course.toml"
     settings.write_text(settings.read_text().replace("[due]\n", f"[due]\n{ASSIGNMENT} = {DUE}\n", 1))
 
@@ -56,21 +64,11 @@ def _grade_written_answers(root):
         gb.db.commit()
 
 
-def _record_causes(root):
-    for student, causes in CAUSES.items():
-        path = root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-        nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_value")
-        cell.metadata.setdefault("course", {})["likely_causes"] = causes
-        nbformat.write(nb, path)
-
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("dashboard")
     classroom.build(root, before_grading=_hand_in_more)
     _grade_written_answers(root)
-    _record_causes(root)
     output = run_course(root, "report").stdout
     assert f"reports/{ASSIGNMENT}.html" in output, output
     return root
@@ -90,7 +88,7 @@ def test_the_cells_table_counts_failures_where_they_happened_and_causes(course):
     assert (value["submissions"], value["failed"], value["points_lost"]) == ("5", "3", "6")
     assert (value["failed_visible"], value["failed_hidden"], value["failed_did_not_run"]) == ("2", "1", "0")
     assert float(value["mean_points"]) == pytest.approx(0.8)
-    assert value["likely_causes"] == "off by one: 2; sign slip: 1"
+    assert value["likely_causes"] == "off by one: 1; sign slip: 1"  # dies: a missing name names no cause
     assert (helper["failed"], helper["failed_hidden"], helper["points_lost"], helper["likely_causes"]) == \
         ("1", "1", "1", "")
     # passed test_value: good, leaker (test_helper 1, 0); failed: the others (1, 1, 1). Computed by hand:
@@ -157,6 +155,13 @@ def test_the_dashboard_opens_offline_and_draws_its_figures(course, tmp_path):
         assert "test_value" in first and "3 of 5" in first, first
         driver.find_element(By.LINK_TEXT, ASSIGNMENT).click()
         assert driver.current_url.endswith(f"/reports/{ASSIGNMENT}.html")
+        # The student's side: the feedback page names the likely cause under the verdict, and
+        # shows no hidden test.
+        driver.get((course / "feedback" / "visible_fail" / ASSIGNMENT / f"{ASSIGNMENT}.html").as_uri())
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Likely cause: sign slip" in body, body[:2000]
+        assert not [t for t in _hidden_texts() if t in body]
+        driver.save_screenshot(str(browser.SCREENSHOTS / "feedback-likely-cause.png"))
     finally:
         driver.quit()
 
