@@ -162,7 +162,10 @@ def test_an_exercise_not_done_gets_no_cause_whatever_its_message_resembles():
     nb = nbformat.v4.new_notebook(cells=[answer, _test_cell("t2", [_error("models holds 0 entries")])])
     diagnose(nb, table)
     assert "likely_causes" not in nb.cells[1].metadata.get("course", {})
-    answer.outputs = []  # answered (wrongly): the same failure gets its cause
+    answer.source, answer.outputs = "def tune():\n    raise NotImplementedError()", []  # raises when called
+    diagnose(nb, table)
+    assert "likely_causes" not in nb.cells[1].metadata.get("course", {})
+    answer.source = "models = []"  # answered (wrongly): the same failure gets its cause
     diagnose(nb, table)
     assert nb.cells[1].metadata["course"]["likely_causes"] == ["there are five runs"]
 

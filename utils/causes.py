@@ -33,6 +33,7 @@ _NUMBER = re.compile(r"(?<![\w.<])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\
 _SPACES = re.compile(r"\s+")
 # Failures that say an answer is missing, not what is wrong with it: a name the test needs was
 # never defined (the exercise is not written yet, or its cell raised), or the placeholder raises.
+_PLACEHOLDER = re.compile(r"^\s*raise NotImplementedError\b", re.M)  # what the release puts in an answer
 _UNANSWERED = re.compile(r"\bNameError\b|\bNotImplementedError\b|\bis not defined\b")
 
 
@@ -73,9 +74,13 @@ def informative(signature: str) -> bool:
 
 
 def unanswered(cell) -> bool:
-    """Whether an executed answer cell still raises the placeholder's NotImplementedError."""
-    return any(output.get("output_type") == "error" and output.get("ename") == "NotImplementedError"
-               for output in cell.get("outputs", []) or [])
+    """Whether an executed answer cell still holds or raises the placeholder's NotImplementedError
+    (a function whose body is still the placeholder raises only when a later cell calls it)."""
+    source = cell.get("source", "")
+    source = "".join(source) if isinstance(source, list) else str(source)
+    return _PLACEHOLDER.search(source) is not None or any(
+        output.get("output_type") == "error" and output.get("ename") == "NotImplementedError"
+        for output in cell.get("outputs", []) or [])
 
 
 def message_of(ename: str, evalue: str) -> str:
