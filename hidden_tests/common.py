@@ -135,7 +135,7 @@ def namespace_of(obj) -> dict:
 def using(obj, **references):
     """Run ``obj`` with reference versions of earlier exercises in place of the student's (under the
     same names in its namespace), so that a slip there costs its own cell only.
-    Used in: rosenbrock A.4, B.3; mnist 2b."""
+    Used in: rosenbrock A.4, B.3; mnist 2b; landscape (the loop, SWA)."""
     namespace = namespace_of(obj)
     saved = {name: namespace[name] for name in references if name in namespace}
     namespace.update(references)

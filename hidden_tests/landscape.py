@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from hidden_tests._spies import optimizers_created
-from hidden_tests.common import single_thread
+from hidden_tests.common import single_thread, using
 from utils.checks import check_close, check_tensor
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -638,21 +638,6 @@ def _spy_setup():
     return model, torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.5)
 
 
-@contextlib.contextmanager
-def _references_in(func, **references):
-    """Run the student's ``func`` with reference versions of the earlier exercises it calls
-    (``training_step=...``) in its namespace, restored afterwards."""
-    namespace = func.__globals__
-    saved = {k: namespace[k] for k in references if k in namespace}
-    namespace.update(references)
-    try:
-        yield
-    finally:
-        for key in references:
-            namespace.pop(key, None)
-        namespace.update(saved)
-
-
 @single_thread
 def test_evaluate(evaluate) -> None:
     _, val = _loop_data()
@@ -702,7 +687,7 @@ def _run_loop(loop, n_epochs, swa_start=None):
 def test_the_loop(the_loop, evaluate) -> None:
     """1.4: the_loop (with the reference training_step) against the reference loop."""
     test_evaluate(evaluate)
-    with _references_in(the_loop, training_step=reference_training_step):
+    with using(the_loop, training_step=reference_training_step):
         mine, model, swa, steps = _run_loop(the_loop, 3, swa_start=1)
     (ref_losses, ref_val, ref_states), ref_model, ref_swa, _ = _run_loop(reference_loop, 3, swa_start=1)
     n_batches = 3 * 3
@@ -733,7 +718,7 @@ def test_the_loop(the_loop, evaluate) -> None:
     for (name, p), q in zip(swa.module.named_parameters(), ref_swa.module.parameters()):
         check_close(p, q, f"the SWA model's {name}", hint="Update it at the end of the epoch, after the epoch's last step.")
     # By default (swa_start=0) every epoch is averaged; without a SWA model the loop runs too.
-    with _references_in(the_loop, training_step=reference_training_step):
+    with using(the_loop, training_step=reference_training_step):
         _, _, swa, _ = _run_loop(the_loop, 2)
         assert int(swa.n_averaged) == 2, (
             "the sheet says: swa_start=0 by default, so that a SWA model averages the model after every epoch")
@@ -818,7 +803,7 @@ def test_swa(train_with_swa) -> None:
         model, optimizer = _spy_setup()
         references = {} if func is reference_train_with_swa else dict(
             the_loop=reference_loop, evaluate=reference_evaluate, training_step=reference_training_step)
-        with _references_in(func, **references), \
+        with using(func, **references), \
                 no_other_optimizer(None, "train with the optimizer passed to train_with_swa"), \
                 counting_steps(optimizer) as taken:
             out = call(func, "train_with_swa", model, optimizer, train, val, n_epochs=3, swa_start=1,
