@@ -3,16 +3,19 @@
 For each assignment, in a scratch copy of the course:
   exec   executing the instructor notebook directly (nbclient), and its heaviest cell;
   grade  autograding the `correct` sample through the course pipeline (nbgrader);
+  batch  autograding N copies of it under other student ids in one command, one worker
+         (``--workers 1``): a class's grading, where the command starts once;
   skip   grading it again with nothing changed (the pipeline skips it).
 Run and grade alternate for a few rounds; prints the medians, grade/exec (the median of
 each round's ratio: what grading costs over running), the fixed cost (the median of each
 round's grade - exec: what grading one submission adds, start-up of the course command
-included), grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom
-of the cell timeout). Both run the demonstrations shortened (utils/quick.py), as grading
+included), the same two per submission of the batch (batch/N over exec, and batch/N - exec),
+grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom of the cell
+timeout). Both run the demonstrations shortened (utils/quick.py), as grading
 does, so that they do the same work; with --full the plain run is at full length (the time a
 student waits for the whole notebook), and grade/exec then shows what quick runs save.
 
-    python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N] [--full]
+    python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N] [--batch N] [--full]
 """
 
 from __future__ import annotations
@@ -67,7 +70,15 @@ def course(root: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "course", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-def main(names: list[str], rounds: int, full: bool = False) -> None:
+def copies(root: Path, name: str, n: int) -> list[str]:
+    """The correct sample handed in again by ``n`` more students (distinct ids, same work)."""
+    students = [f"batch-{i}" for i in range(1, n + 1)]
+    for student in students:
+        shutil.copytree(root / "submitted" / "correct" / name, root / "submitted" / student / name)
+    return students
+
+
+def main(names: list[str], rounds: int, full: bool = False, batch: int = 3) -> None:
     timeout = config.settings().grading.limits.cell_s
     # The kernel of the plain run gets what the grader's kernel gets (course/engine/worker.py):
     # one thread, no progress bars, no display, shortened demonstrations; otherwise the two would
@@ -76,9 +87,10 @@ def main(names: list[str], rounds: int, full: bool = False) -> None:
                       COURSE_QUICK="0" if full else "1")
     print("plain run at full length; grading with quick demonstration runs" if full
           else "plain run and grading both with quick demonstration runs")
-    print(f"{rounds} interleaved rounds each; medians")
-    print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'skip s':>7} {'grade/exec':>11} {'fixed s':>8} "
-          f"{'grade/skip':>11} {'slowest cell':>24} {'timeout/slowest':>16}")
+    print(f"{rounds} interleaved rounds each; medians; batches of {batch} on one worker")
+    print(f"{'assignment':<12} {'exec s':>7} {'grade s':>8} {'grade/exec':>11} {'fixed s':>8} "
+          f"{'batch/N/exec':>13} {'batch fixed s':>14} {'skip s':>7} {'grade/skip':>11} {'slowest cell':>24} "
+          f"{'timeout/slowest':>16}")
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
             root = Path(tmp)
@@ -91,22 +103,29 @@ def main(names: list[str], rounds: int, full: bool = False) -> None:
             os.environ["PYTHONPATH"] = str(root)  # the kernel imports the copy's helpers, as in grading
             course(root, "samples", name)
             course(root, "grade", name, "--student", "correct")  # registers the assignment too
-            execs, grades, ratios, fixed, slowest = [], [], [], [], []
-            for _ in range(rounds):  # interleaved, so that a change of load hits both alike
+            who = [arg for student in copies(root, name, batch) for arg in ("--student", student)]
+            r = {key: [] for key in ("exec", "grade", "ratio", "fixed", "batch_ratio", "batch_fixed", "slowest")}
+            for _ in range(rounds):  # interleaved, so that a change of load hits all alike
                 exec_s, slow_s, slowest_id = execute(notebook)
                 grade_s = timed(lambda: course(root, "grade", name, "--student", "correct", "--force"))
-                execs.append(exec_s), grades.append(grade_s), ratios.append(grade_s / exec_s)
-                fixed.append(grade_s - exec_s)
-                slowest.append(slow_s)
+                batch_s = timed(lambda: course(root, "grade", name, *who, "--force", "--workers", "1")) / batch
+                for key, value in (("exec", exec_s), ("grade", grade_s), ("ratio", grade_s / exec_s),
+                                   ("fixed", grade_s - exec_s), ("batch_ratio", batch_s / exec_s),
+                                   ("batch_fixed", batch_s - exec_s), ("slowest", slow_s)):
+                    r[key].append(value)
             skip_s = timed(lambda: course(root, "grade", name, "--student", "correct"))
-        exec_s, grade_s, slow_s = median(execs), median(grades), max(slowest)
-        print(f"{name:<12} {exec_s:7.1f} {grade_s:8.1f} {skip_s:7.1f} {median(ratios):11.2f} {median(fixed):8.2f} "
-              f"{grade_s / skip_s:11.1f} {f'{slow_s:.2f} s ({slowest_id})':>24} {timeout / slow_s:16.0f}")
+        m = {key: median(values) for key, values in r.items()}
+        slowest = max(r["slowest"])
+        print(f"{name:<12} {m['exec']:7.1f} {m['grade']:8.1f} {m['ratio']:11.2f} {m['fixed']:8.2f} "
+              f"{m['batch_ratio']:13.2f} {m['batch_fixed']:14.2f} {skip_s:7.1f} {m['grade'] / skip_s:11.1f} "
+              f"{f'{slowest:.2f} s ({slowest_id})':>24} {timeout / slowest:16.0f}")
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="default: all")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of run and grade (default 3)")
+    parser.add_argument("--batch", type=int, default=3, help="submissions in the one-worker batch (default 3)")
     parser.add_argument("--full", action="store_true", help="run the notebook at full length (utils/quick.py)")
     args = parser.parse_args()
-    main(args.assignments or config.assignments(), args.rounds, args.full)
+    main(args.assignments or config.assignments(), args.rounds, args.full, args.batch)

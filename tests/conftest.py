@@ -54,3 +54,27 @@ def run_course(root: Path, *args: str, check: bool = True, timeout: float = 1200
 @pytest.fixture
 def course_copy(tmp_path) -> Path:
     return copy_course(tmp_path)
+
+
+# -- order: the longest groups first ---------------------------------------------------------
+# `make test` runs on two workers that take whole xdist groups (--dist loadgroup) in the order
+# of this list (--no-loadscope-reorder). A long group that starts last leaves one worker alone
+# for minutes at the end, so the groups that take longest start first. The seconds are one
+# measured run on the 2-core machine (pytest --durations); they only order, so a stale figure
+# costs time, never a result.
+LONGEST = {"mutations-landscape": 480, "grade-landscape": 430, "mutations-mnist": 160, "grade-optimizers": 190,
+           "grade-mnist": 205, "grade-autodiff": 200, "grade-rosenbrock": 165, "grade-hostile": 150,
+           "grade-review": 90, "mutations-optimizers": 100, "mutations-rosenbrock": 95, "grade-mini": 60,
+           "grade-limits": 50, "roundtrip": 40, "browser": 50, "nb-landscape": 45, "grade-distributed": 30,
+           "mutations-autodiff": 27, "grade-resume": 26, "grade-fbmini": 25, "report": 20}
+
+
+def _group(item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return ""
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", ""))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: -LONGEST.get(_group(item), 0))  # stable: the rest keep their order
