@@ -36,7 +36,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course import config  # noqa: E402
+from course import cells, config  # noqa: E402
 
 PARTS = config.COURSE_FILES
 
@@ -61,7 +61,7 @@ def execute(notebook: Path) -> tuple[float, float, str]:
             end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
             if (end - start).total_seconds() > slowest:
                 slowest = (end - start).total_seconds()
-                slowest_id = cell.metadata.get("nbgrader", {}).get("grade_id", cell.get("id", "?"))
+                slowest_id = cells.name(cell)
     return total, slowest, slowest_id
 
 

@@ -31,6 +31,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import copy_course, course_env  # noqa: E402
+from course import cells  # noqa: E402
 from test_grading_edge_cases import SOLUTIONS, mini_notebook  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def build(dest: Path, k: int) -> Path:
     for i in range(k):
         nb = nbformat.from_dict(released)
         for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            gid = cells.grade_id(cell)
             if gid in SOLUTIONS:
                 cell.source = ("import torch\nvalue = int(torch.tensor(42))" if gid == "answer" else SOLUTIONS[gid])
         folder = root / "submitted" / f"student{i:02d}" / "mini"

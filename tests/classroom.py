@@ -16,6 +16,8 @@ import json
 import nbformat
 from conftest import copy_course, run_course
 
+from course import cells as nbcells
+
 ASSIGNMENT = "fbmini"
 # Lines of the hidden test module; none may reach a student.
 HIDDEN_MODULE = '''"""Hidden checks of the fbmini test assignment."""
@@ -98,7 +100,7 @@ def submission(released, replaced):
                  "answer_text": "It is straight because the model is the identity."}
     nb = nbformat.from_dict(released)
     for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbcells.grade_id(cell)
         if gid in solutions:
             cell.source = replaced.get(gid, solutions[gid])
         if gid == "plot":  # the output the student's own run left in the notebook

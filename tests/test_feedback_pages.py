@@ -13,6 +13,8 @@ import re
 
 import nbformat
 import pytest
+
+from course import cells as nbcells
 from plotly.offline import get_plotlyjs
 
 import classroom
@@ -123,7 +125,7 @@ def test_the_rubric_is_in_the_graders_notebook_and_nowhere_a_student_looks(cours
     rubric = [c for c in autograded.cells if c.metadata.get("course", {}).get("rubric") == "answer_text"]
     assert len(rubric) == 1 and MODEL_ANSWER in rubric[0].source and CRITERIA in rubric[0].source
     after = autograded.cells[autograded.cells.index(rubric[0]) - 1]
-    assert after.metadata["nbgrader"]["grade_id"] == "answer_text"  # right below the answer it marks
+    assert nbcells.grade_id(after) == "answer_text"  # right below the answer it marks
     released = (course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert MODEL_ANSWER not in released and CRITERIA not in released
     for student in classroom.STUDENTS:

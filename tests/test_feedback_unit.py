@@ -6,6 +6,7 @@ import nbformat
 import pytest
 from conftest import ROOT
 
+from course import cells as nbcells
 from course.cells import rubric_of
 from course.plugins.feedback import build_page, hidden_lines, verdict, visible_source
 from course.plugins.feedback_page import MathMLRenderer, mathml
@@ -156,8 +157,7 @@ ASSIGNMENTS = ("autodiff", "rosenbrock", "optimizers")
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_written_answer_has_a_rubric_that_no_student_version_holds(assignment):
     source = nbformat.read(ROOT / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {nbcells.grade_id(c): c.source for c in source.cells if nbcells.is_written_answer(c)}
     found = rubrics(source)
     assert answers and set(found) == set(answers)
     released = (ROOT / "release" / assignment / f"{assignment}.ipynb").read_text()
@@ -176,7 +176,7 @@ def test_the_graders_notebook_gets_each_rubric_below_its_answer(assignment):
     graders, _ = InsertRubrics().preprocess(student, resources)
     for answer_id, text in rubrics(source).items():
         index = next(i for i, c in enumerate(graders.cells)
-                     if c.metadata.get("nbgrader", {}).get("grade_id") == answer_id)
+                     if nbcells.grade_id(c) == answer_id)
         assert graders.cells[index + 1].source == text
         assert "Model answer" in text and "Marking criteria" in text
 

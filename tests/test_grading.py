@@ -21,6 +21,7 @@ import nbformat
 import pytest
 from conftest import ROOT, copy_course, course_env, run_course
 
+from course import cells as nbcells
 from course import config
 from course import gradebook as scores
 from course.commands import samples
@@ -75,9 +76,7 @@ def _autograded_cells(assignment: str) -> dict[str, dict[str, float]]:
         nb = nbformat.read(path, as_version=4)
         extra = bonus.bonus_points(path)
         cells[path.stem] = {
-            c.metadata.nbgrader.grade_id: extra.get(c.metadata.nbgrader.grade_id, c.metadata.nbgrader.points)
-            for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+            nbcells.grade_id(c): extra.get(nbcells.grade_id(c), nbcells.points(c)) for c in nb.cells if nbcells.is_test(c)
         }
     return cells
 
@@ -109,8 +108,7 @@ def test_a_sample_with_a_known_mistake_is_told_its_likely_cause(graded):
     assert next(s for s in samples.load(graded.assignment) if s.student == student).fails == (cell,)
     diagnosis = next(c.diagnosis for c in mutations.load(graded.assignment) if c.id == case)
     nb = nbformat.read(graded.root / "autograded" / student / graded.assignment / f"{graded.assignment}.ipynb", 4)
-    recorded = {c.metadata["nbgrader"]["grade_id"]: c.metadata.get("course", {}).get("likely_causes")
-                for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")}
+    recorded = {nbcells.grade_id(c): nbcells.course_meta(c).get("likely_causes") for c in nb.cells if nbcells.grade_id(c)}
     assert diagnosis in recorded[cell] and not [gid for gid, found in recorded.items() if found and gid != cell]
     page = (graded.root / "feedback" / student / graded.assignment / f"{graded.assignment}.html").read_text()
     shown = [html.unescape(m) for m in re.findall(r'<div class="course-cause">(.*?)</div>', page, flags=re.S)]

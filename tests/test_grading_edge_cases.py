@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from conftest import copy_course, run_course
 
+from course import cells as nbcells
 from course.files import digest
 
 pytestmark = pytest.mark.xdist_group("grade-mini")
@@ -69,7 +70,7 @@ CASES = {
 def submission(release_nb, replaced, claim_bonus=False):
     nb = nbformat.from_dict(release_nb)
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = nbcells.grade_id(cell)
         if grade_id in SOLUTIONS:
             cell.source = replaced.get(grade_id, SOLUTIONS[grade_id])
         if claim_bonus and grade_id == "test_value":
@@ -122,7 +123,7 @@ def test_cell_scores(mini, student):
 def test_an_endless_loop_is_stopped_by_the_cell_timeout(mini):
     root = mini[0]
     graded = nbformat.read(root / "autograded" / "loops" / "mini" / "mini.ipynb", as_version=4)
-    helper = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "helper")
+    helper = next(c for c in graded.cells if nbcells.grade_id(c) == "helper")
     assert any(o.output_type == "error" for o in helper.outputs)
 
 
@@ -192,7 +193,7 @@ def test_changed_inputs_are_graded_again_and_unchanged_ones_skipped(mini):
     path = root / "submitted" / "wrong" / "mini" / "mini.ipynb"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "answer":
+        if nbcells.grade_id(cell) == "answer":
             cell.source = "value = 42"
     nbformat.write(nb, path)
     out = run_course(root, "grade", "mini", "--student", "wrong", "--student", "good").stdout

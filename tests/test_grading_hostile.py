@@ -21,6 +21,7 @@ import pytest
 from conftest import copy_course, run_course
 from test_grading_edge_cases import SOLUTIONS, mini_notebook
 
+from course import cells as nbcells
 from course.engine import sandbox
 from course.files import digest
 
@@ -200,7 +201,7 @@ UNREAD = {
 def submission(released, answer=None, helper=None):
     nb = nbformat.from_dict(released)
     for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbcells.grade_id(cell)
         if gid == "answer":
             cell.source = answer if answer is not None else SOLUTIONS["answer"]
         elif gid == "helper":
@@ -240,7 +241,7 @@ def _malformed(root, released):
                          ("duplicated_grade_cell", "duplicate"), ("colab_stripped", "strip"),
                          ("claims_points", "points"), ("edited_locked_cell", "edit")]:
         nb = submission(released)
-        test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_value")
+        test = next(c for c in nb.cells if nbcells.grade_id(c) == "test_value")
         if change == "type":
             test.cell_type = "markdown"
             test.pop("outputs", None)
@@ -257,7 +258,7 @@ def _malformed(root, released):
         elif change == "edit":
             test.source = "pass"
         if change == "edit":
-            nb.cells[[c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells].index("answer")].source = "value = 41"
+            nb.cells[[nbcells.grade_id(c) for c in nb.cells].index("answer")].source = "value = 41"
         nbformat.write(nb, sub(name) / "mini.ipynb")
     (sub("symlink_notebook") / "mini.ipynb").symlink_to(root / "submitted" / "good" / "mini" / "mini.ipynb")
     sub("symlink_folder").symlink_to(root / "submitted" / "good" / "mini")

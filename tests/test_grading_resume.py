@@ -20,10 +20,13 @@ pytestmark = pytest.mark.xdist_group("grade-resume")
 STUDENTS = {f"s{i}": {} for i in range(5)}
 
 
-def test_kill_minus_9_then_rerun_keeps_every_recorded_grade(tmp_path):
+# Two workers: a Dask cluster of worker processes. One: this process grades the next
+# submission in a thread while it records the last (course/engine/pool.py).
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_kill_minus_9_then_rerun_keeps_every_recorded_grade(tmp_path, workers):
     root, _ = _make_course(tmp_path, STUDENTS)
     run_course(root, "release", "mini")  # registered before the clock starts
-    proc = subprocess.Popen([sys.executable, "-m", "course", "grade", "mini", "--workers", "2"], cwd=root,
+    proc = subprocess.Popen([sys.executable, "-m", "course", "grade", "mini", "--workers", workers], cwd=root,
                             env=course_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     finished = []

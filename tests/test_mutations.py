@@ -13,6 +13,7 @@ import textwrap
 import nbformat
 import pytest
 
+from course import cells as nbcells
 from course.commands import mutations
 from course.config import CourseError
 
@@ -216,7 +217,7 @@ def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
 def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny):
     path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
     nb = nbformat.read(path, as_version=4)
-    test_total = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_total")
+    test_total = next(c for c in nb.cells if nbcells.grade_id(c) == "test_total")
     test_total.source = ("assert total([]) == 0, 'the total of nothing is 0'\n### BEGIN HIDDEN TESTS\n"
                          "assert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS\n" + test_total.source)
     nbformat.write(nb, path)
@@ -283,9 +284,8 @@ def test_every_graded_cell_has_enough_cases(assignment):
     graded = {}
     for path in (mutations.SOURCE / assignment).glob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-                graded[meta["grade_id"]] = meta.get("points", 0) or cell.metadata.get("course", {}).get("bonus", 0)
+            if nbcells.is_test(cell):
+                graded[nbcells.grade_id(cell)] = nbcells.points(cell) or nbcells.bonus(cell) or 0
     counts = mutations.coverage(assignment)
     thin = {cell: counts.get(cell, (0, 0)) for cell, points in graded.items()
             if points and (counts.get(cell, (0, 0))[0] < MIN_CORRECT or counts.get(cell, (0, 0))[1] < MIN_MISTAKES)}

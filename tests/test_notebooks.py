@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, course_env
 from nbclient import NotebookClient
 
+from course import cells as nbcells
 from course import config
 from course.plugins import bonus
 
@@ -38,11 +39,6 @@ def execute(notebook, tmp_path, monkeypatch):
     return nb
 
 
-def is_test(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
-
-
 def errors(cell) -> list[str]:
     return [f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"]
 
@@ -54,20 +50,20 @@ def stderr(cell) -> str:
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_instructor_notebook_runs_and_passes_all_tests(notebook, tmp_path, monkeypatch):
     nb = execute(notebook, tmp_path, monkeypatch)
-    failures = {c.metadata.get("nbgrader", {}).get("grade_id", c.id): errors(c) for c in nb.cells if errors(c)}
+    failures = {nbcells.name(c): errors(c) for c in nb.cells if errors(c)}
     assert not failures, f"cells raised: {failures}"
-    noisy = {c.metadata.nbgrader.grade_id: stderr(c)[:300] for c in nb.cells if is_test(c) and stderr(c)}
+    noisy = {nbcells.grade_id(c): stderr(c)[:300] for c in nb.cells if nbcells.is_test(c) and stderr(c)}
     assert not noisy, f"test cells wrote to stderr (nbgrader would score them 0): {noisy}"
-    assert sum(1 for c in nb.cells if is_test(c)) >= 5
+    assert sum(1 for c in nb.cells if nbcells.is_test(c)) >= 5
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_student_version_fails_every_autograded_test(notebook, tmp_path, monkeypatch):
     released = ROOT / "release" / notebook.parent.name / notebook.name
     nb = execute(released.relative_to(ROOT), tmp_path, monkeypatch)
-    tests = [c for c in nb.cells if is_test(c)]
+    tests = [c for c in nb.cells if nbcells.is_test(c)]
     assert tests
-    passing = [c.metadata.nbgrader.grade_id for c in tests if not errors(c)]
+    passing = [nbcells.grade_id(c) for c in tests if not errors(c)]
     assert not passing, f"these tests pass on the untouched student version: {passing}"
 
 
@@ -77,10 +73,10 @@ def test_bonus_cells_are_worth_no_regular_points():
             extra = bonus.bonus_points(path)
             nb = nbformat.read(path, as_version=4)
             for cell in nb.cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if meta.get("grade_id") in extra:
-                    assert meta["points"] == 0, f"{path.name}: bonus cell {meta['grade_id']} must have 0 points"
-                    assert extra[meta["grade_id"]] > 0
+                gid = nbcells.grade_id(cell)
+                if gid in extra:
+                    assert nbcells.points(cell) == 0, f"{path.name}: bonus cell {gid} must have 0 points"
+                    assert extra[gid] > 0
 
 
 def _helpers_returning_nothing() -> set[str]:
@@ -122,8 +118,8 @@ def test_test_cells_end_in_a_statement():
         for folder in ("source", "release"):
             for path in sorted((ROOT / folder / name).glob("*.ipynb")):
                 for cell in nbformat.read(path, as_version=4).cells:
-                    if not is_test(cell):
+                    if not nbcells.is_test(cell):
                         continue
                     if _ends_in_value(cell.source):
-                        ending_in_value.append(f"{folder}/{name}: {cell.metadata.nbgrader.grade_id}")
+                        ending_in_value.append(f"{folder}/{name}: {nbcells.grade_id(cell)}")
     assert not ending_in_value, f"test cells that end in an expression: {ending_in_value}"

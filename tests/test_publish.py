@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 from conftest import COURSE_PARTS, copy_course, run_course
 
+from course import cells as nbcells
+
 CANARIES = {
     "solution": "canary_solution_7f3a = 1",
     "hidden": "canary_hidden_9c2b = 1",
@@ -32,8 +34,7 @@ def _plant(course: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     planted = set()
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if "solution" not in planted and meta.get("solution") and "### END SOLUTION" in cell.source:
+        if "solution" not in planted and nbcells.is_solution(cell) and "### END SOLUTION" in cell.source:
             cell.source = cell.source.replace("### END SOLUTION", CANARIES["solution"] + "\n### END SOLUTION", 1)
             planted.add("solution")
         elif "hidden" not in planted and "### END HIDDEN TESTS" in cell.source:

@@ -25,6 +25,7 @@ from conftest import copy_course, run_course
 from test_grading_edge_cases import mini_notebook
 from test_grading_hostile import FULL, _scores, submission
 
+from course import cells as nbcells
 from course.files import digest
 
 pytestmark = pytest.mark.xdist_group("grade-review")
@@ -66,7 +67,7 @@ def course(tmp_path_factory):
             if cell.get("id") == "why":
                 cell.source = "It is the answer."
         if student == "deleted":
-            nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_value"]
+            nb.cells = [c for c in nb.cells if nbcells.grade_id(c) != "test_value"]
         (root / "submitted" / student / "mini").mkdir(parents=True)
         nbformat.write(nb, root / "submitted" / student / "mini" / "mini.ipynb")
     output = run_course(root, "grade", "mini", "--workers", "2", timeout=900).stdout
@@ -136,7 +137,7 @@ def test_a_deleted_test_cell_is_put_back_at_its_place_and_run(course):
     assert "lacked the cells test_value: put back" in line, line
     assert auto(root, "deleted") == FULL
     graded = nbformat.read(root / "autograded" / "deleted" / "mini" / "mini.ipynb", as_version=4)
-    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in graded.cells]
+    order = [nbcells.grade_id(c) for c in graded.cells]
     assert order.index("answer") + 1 == order.index("test_value")
 
 

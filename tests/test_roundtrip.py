@@ -19,6 +19,7 @@ import nbformat
 import pytest
 from conftest import COURSE_PARTS, copy_course, course_env, run_course
 
+from course import cells as nbcells
 from course import config
 from course.commands.samples import instructor_solutions
 
@@ -36,7 +37,7 @@ def _student_work(published: Path, home: Path, filename: str, solved: bool) -> P
         nb = nbformat.read(work / filename, as_version=4)
         answers = instructor_solutions(ASSIGNMENT, ASSIGNMENT)
         for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            grade_id = nbcells.grade_id(cell)
             if grade_id in answers:
                 cell.source = answers[grade_id]
         nbformat.write(nb, work / filename)

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course import cells as nbcells
 from course.config import ROOT, CourseError, GradingSettings, Limits
 from course.engine import guards, pool, repair, sandbox
 from course.engine.jobs import Outcome, Result, Status
@@ -259,7 +260,7 @@ def test_a_deleted_locked_cell_is_put_back_at_its_place():
         _labelled("value = 41", "answer", solution=True, locked=False),
         _labelled("def helper(): return 1", "helper", solution=True, locked=False)])
     assert repair.put_back(handed_in, source) == ["setup", "test", "t2"]
-    assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in handed_in.cells] == \
+    assert [nbcells.grade_id(c) for c in handed_in.cells] == \
         [None, "setup", "answer", "test", "helper", "t2"]  # each next to its registered neighbour
     assert len({c.id for c in handed_in.cells}) == len(handed_in.cells)  # ids stay unique
     assert handed_in.cells[3].source == "assert value == 42" and handed_in.cells[3].outputs == []
@@ -307,7 +308,7 @@ def _as_if_run(nb, token="guardabc", canary="ok", tampered=()):
         if cell.id.startswith(guards.GUARD_ID) and "raise AssertionError" in cell.source:
             cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=f"{token} {canary}",
                                                    traceback=[])]
-        elif cell.metadata.get("nbgrader", {}).get("grade"):
+        elif nbcells.is_grade(cell):
             cell.outputs = [nbformat.v4.new_output("display_data", data={
                 guards.MIME: {"token": token, "tampered": list(tampered)}})]
     return nb
@@ -398,7 +399,7 @@ def test_stripped_metadata_is_put_back_by_content_and_position():
         ["value = 42", "assert value == 42", "def helper():\n    return 1", "assert helper() == 1"])])
     restored, missing = repair.restore_metadata(colab, release)
     assert missing == [] and sorted(restored) == ["answer", "helper", "t2", "test"]
-    assert [c.metadata["nbgrader"]["grade_id"] for c in colab.cells] == ["answer", "test", "helper", "t2"]
+    assert [nbcells.grade_id(c) for c in colab.cells] == ["answer", "test", "helper", "t2"]
 
 
 def test_ambiguous_stripped_cells_are_reported_not_guessed():

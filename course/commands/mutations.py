@@ -61,15 +61,27 @@ import traceback
 import types
 import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import nbformat
 from nbgrader import utils as nbutils
 
 from ..config import MUTATIONS, ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
+from .. import cells as nbcells
 from ..cells import HIDDEN_TESTS, region_lines, strip_delimiters as strip_solution_delimiters, without_region
 
-KINDS = ("correct", "mistake")
+
+class Kind(str, Enum):
+    """What a case is: a correct variant (full marks) or a mistake (fails its ``fails``)."""
+
+    CORRECT = "correct"
+    MISTAKE = "mistake"
+
+    def __str__(self) -> str:  # as the cases file spells it
+        return self.value
+
+
 KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis"})
 WEAKNESSES = ("figure", "rule", "data", "cascade", "values", "advice")
 CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, training loops included
@@ -118,7 +130,7 @@ class Cell:
 @dataclass(frozen=True)
 class Case:
     id: str
-    kind: str
+    kind: Kind
     about: str
     cells: dict[str, str]
     fails: tuple[str, ...] = ()
@@ -152,7 +164,7 @@ class Verdict:
     def explain(self) -> str:
         if self.error:
             return f"{self.case.id}: {self.error}"
-        if self.case.kind == "correct":
+        if self.case.kind is Kind.CORRECT:
             return f"{self.case.id} (correct) lost points in: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())
         missed = sorted(set(self.case.fails) - set(self.failed))
         extra = {k: v for k, v in self.failed.items() if k not in self.case.fails}
@@ -188,24 +200,27 @@ def load(assignment: str) -> list[Case]:
         if unknown:
             raise CourseError(f"{path}: cases.{case_id} has unknown keys {', '.join(unknown)} "
                               f"(a case has {', '.join(sorted(KEYS))})")
+        try:
+            kind = Kind(entry.get("kind", ""))
+        except ValueError:
+            raise CourseError(f"{path}: cases.{case_id}.kind must be one of {', '.join(k.value for k in Kind)}") \
+                from None
         case = Case(
             id=case_id,
-            kind=entry.get("kind", ""),
+            kind=kind,
             about=entry.get("about", ""),
             cells=dict(entry.get("cells", {})),
             fails=tuple(entry.get("fails", ())),
             weakness=entry.get("weakness"),
             diagnosis=" ".join(str(entry.get("diagnosis", "")).split()),
         )
-        if case.kind not in KINDS:
-            raise CourseError(f"{path}: cases.{case_id}.kind must be one of {', '.join(KINDS)}")
-        if (case.kind == "correct") == bool(case.fails):
+        if (case.kind is Kind.CORRECT) == bool(case.fails):
             raise CourseError(f"{path}: cases.{case_id}: a correct variant fails no cell, a mistake fails at least one")
         if case.weakness is not None and case.weakness not in WEAKNESSES:
             raise CourseError(f"{path}: cases.{case_id}.weakness must be one of {', '.join(WEAKNESSES)}")
         if not case.cells:
             raise CourseError(f"{path}: cases.{case_id} replaces no cell")
-        if case.diagnosis and case.kind != "mistake":
+        if case.diagnosis and case.kind is not Kind.MISTAKE:
             raise CourseError(f"{path}: cases.{case_id}: only a mistake has a diagnosis")
         cases.append(case)
     return cases
@@ -221,7 +236,7 @@ def notebook_cells(assignment: str) -> list[Cell]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", cell.get("id", f"cell-{len(cells)}"))
+        grade_id = nbcells.grade_id(cell) or cell.get("id", f"cell-{len(cells)}")
         solution = nbutils.is_solution(cell)
         source = strip_solution_delimiters(cell.source) if solution else cell.source
         cells.append(Cell(len(cells), grade_id, source, solution, nbutils.is_grade(cell) and not solution))
@@ -955,8 +970,8 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
 
 
 def summary(assignment: str, verdicts: list[Verdict]) -> str:
-    correct = [v for v in verdicts if v.case.kind == "correct"]
-    mistakes = [v for v in verdicts if v.case.kind == "mistake"]
+    correct = [v for v in verdicts if v.case.kind is Kind.CORRECT]
+    mistakes = [v for v in verdicts if v.case.kind is Kind.MISTAKE]
     return (f"{assignment:<12} correct variants full marks {sum(v.ok for v in correct)}/{len(correct)}, "
             f"mistakes caught {sum(v.ok for v in mistakes)}/{len(mistakes)}")
 
@@ -968,10 +983,10 @@ def coverage(assignment: str, cases: list[Case] | None = None) -> dict[str, tupl
     by_id = {c.grade_id: c for c in cells}
     counts = {c.grade_id: [0, 0] for c in cells if c.is_test}
     for case in cases:
-        if case.kind == "correct":
+        if case.kind is Kind.CORRECT:
             targets = {t.grade_id for g in case.cells if g in by_id for t in tests_of(cells, by_id[g].index)}
         else:
             targets = set(case.fails)
         for target in targets & counts.keys():
-            counts[target][0 if case.kind == "correct" else 1] += 1
+            counts[target][0 if case.kind is Kind.CORRECT else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
