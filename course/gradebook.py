@@ -8,11 +8,13 @@ through ``open_gradebook``.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import nbgrader.api
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
@@ -21,6 +23,33 @@ from .config import GRADEBOOK, settings
 # nbgrader 0.9's gradebook models trip SQLAlchemy warnings about objects outside a session
 # while scores are recorded; they say nothing about the grades and only clutter the report.
 warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.api")
+
+
+def _one_engine_per_database() -> None:
+    """Every ``Gradebook`` of this process on the same database shares one SQLAlchemy engine.
+
+    nbgrader opens the gradebook anew in each of its steps (recording one submission opens it
+    eight times) and each opening creates an engine, whose cache of compiled statements starts
+    empty: compiling the same queries again was half the time of recording a submission. The
+    engine is only ever a factory of connections: ``Gradebook.close`` still closes them all
+    (``dispose``), and a disposed engine opens fresh ones when next used."""
+    original = nbgrader.api.create_engine
+    if getattr(original, "shared_per_database", False):
+        return
+    engines, lock = {}, threading.Lock()
+
+    def create_engine(url, *args, **kwargs):
+        key = (str(url), repr(args), repr(sorted(kwargs.items())))
+        with lock:
+            if key not in engines:
+                engines[key] = original(url, *args, **kwargs)
+            return engines[key]
+
+    create_engine.shared_per_database = True
+    nbgrader.api.create_engine = create_engine
+
+
+_one_engine_per_database()
 
 
 def open_gradebook(db: Path | str = GRADEBOOK) -> Gradebook:
