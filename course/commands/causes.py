@@ -8,8 +8,8 @@ committed beside their sources:
 
 * ``mutations/<assignment>.causes.json``, for the grader: every mistake's signatures and
   ``diagnosis`` (the ``cases`` part, what the suite saw), and the lookup table (``signatures``):
-  (cell, signature) -> the diagnosis, or, where mistakes with different diagnoses share the
-  signature, the two most frequent, marked ``ambiguous``;
+  (cell, signature) -> the mistakes behind it (``support``: diagnosis -> how many) and the
+  causes it names, by the rule of ``causes_of`` (none where the evidence is thin);
 * ``utils/causes/<assignment>.json``, shipped to students with the helpers: the same table
   built only from failures raised by a **visible** line of a test cell (the outermost line of
   the test cell in the traceback is outside its hidden regions, course/cells.py), so no
@@ -41,7 +41,10 @@ student_causes = helper_module("causes")  # the one home of normalise and lookup
 normalise = student_causes.normalise
 
 GENERATED_BY = "python -m course causes {assignment}"
-MOST_LIKELY = 2  # causes listed for an ambiguous signature
+# The rule that decides what a signature says (causes_of): a wrong cause misleads a student,
+# no cause does not, so a signature names a diagnosis only on evidence.
+SUPPORT = 2  # mistakes with a diagnosis behind a signature before it names that diagnosis
+MOST_LIKELY = 2  # diagnoses a signature may name ("Possible causes"); behind more, it names none
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,33 @@ def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
     return graded + as_released
 
 
+def causes_of(support: dict[str, int]) -> list[str]:
+    """The causes a signature names, from ``support`` (diagnosis -> how many distinct mistakes
+    produced it): every diagnosis behind it, most supported first (ties by name), if there
+    are at most ``MOST_LIKELY`` of them and each has at least ``SUPPORT`` mistakes; otherwise
+    none. One lone mistake does not show that its message means its misconception (another
+    misconception may fail the same way: held out, a lone mistake's diagnosis is wrong about
+    as often as right), and a diagnosis with a lone mistake beside a supported one shows that
+    the message is shared, so the supported one is not named either."""
+    if not support or len(support) > MOST_LIKELY or min(support.values()) < SUPPORT:
+        return []
+    return [d for d, _ in sorted(support.items(), key=lambda item: (-item[1], item[0]))]
+
+
 def lookup_table(seen: list[Seen]) -> list[dict]:
-    """The signatures of ``seen``, each with its cause, or its ``MOST_LIKELY`` most frequent
-    causes (ties in the order of the names) when mistakes with different diagnoses share it."""
-    counts: dict[tuple[str, str], Counter] = {}
+    """Every informative signature of ``seen`` (a missing name names no misconception), with the
+    distinct mistakes behind it per diagnosis (``support``), whether several diagnoses share
+    it (``ambiguous``) and the causes it names (``causes_of``; possibly none)."""
+    behind: dict[tuple[str, str], dict[str, set[str]]] = {}
     for s in seen:
-        if student_causes.informative(s.signature):  # "name ... is not defined" names no misconception
-            counts.setdefault((s.cell, s.signature), Counter())[s.diagnosis] += 1
+        if student_causes.informative(s.signature):
+            behind.setdefault((s.cell, s.signature), {}).setdefault(s.diagnosis, set()).add(s.case)
     entries = []
-    for (cell, signature), diagnoses in sorted(counts.items()):
-        ranked = sorted(diagnoses.items(), key=lambda item: (-item[1], item[0]))
-        entries.append({"cell": cell, "signature": signature, "ambiguous": len(ranked) > 1,
-                        "causes": [d for d, _ in ranked[:MOST_LIKELY]], "mistakes": sum(diagnoses.values())})
+    for (cell, signature), mistakes in sorted(behind.items()):
+        support = {d: len(cases) for d, cases in sorted(mistakes.items())}
+        entries.append({"cell": cell, "signature": signature, "ambiguous": len(support) > 1,
+                        "causes": causes_of(support), "mistakes": len(set().union(*mistakes.values())),
+                        "support": support})
     return entries
 
 
@@ -111,7 +129,7 @@ def _documents(assignment: str, seen: list[Seen]) -> tuple[dict, dict]:
                                  **({"released": True} if s.released else {})})
     grader = {**header, "signatures": lookup_table(seen), "cases": dict(sorted(cases.items()))}
     student = {**header, "signatures": [{k: e[k] for k in ("cell", "signature", "ambiguous", "causes")}
-                                        for e in lookup_table([s for s in seen if s.visible])]}
+                                        for e in lookup_table([s for s in seen if s.visible]) if e["causes"]]}
     return grader, student
 
 
@@ -193,3 +211,12 @@ def outcomes(derive: list[Seen], judge: list[Seen]) -> Counter:
 def held_out(seen: list[Seen]) -> Counter:
     """The outcomes of the judged half of ``split``, with the table of the derived half."""
     return outcomes(*split(seen))
+
+
+def left_out(seen: list[Seen]) -> Counter:
+    """The outcomes of every mistake's failures with the table of all the other mistakes: what a
+    mistake the suite does not hold would get from the table grading uses."""
+    counts = Counter({outcome: 0 for outcome in OUTCOMES})
+    for case in sorted({s.case for s in seen}):
+        counts.update(outcomes([s for s in seen if s.case != case], [s for s in seen if s.case == case]))
+    return counts
