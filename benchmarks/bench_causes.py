@@ -44,7 +44,7 @@ def coverable(seen: list[causes.Seen]) -> float:
     """The share of the judged half whose misconception at least ``causes.SUPPORT`` mistakes of
     the derived half share in that cell: an upper bound of "right" held out."""
     derive, judge = causes.split(seen)
-    known = Counter((s.cell, s.diagnosis) for s in {(s.case, s.cell, s.diagnosis): s for s in derive}.values())
+    known = Counter((s.cell, s.diagnosis) for s in {(s.mistake, s.cell, s.diagnosis): s for s in derive}.values())
     return sum(known[s.cell, s.diagnosis] >= causes.SUPPORT for s in judge) / max(len(judge), 1)
 
 

@@ -65,6 +65,22 @@ def test_a_signature_of_one_lone_mistake_names_no_cause():
     assert _table([_seen("a", "A"), _seen("a", "A", visible=True)]) == {}
 
 
+def test_cases_with_the_same_code_are_one_mistake():
+    def case(case_id, code):
+        return mutations.Case(case_id, "mistake", "", {"answer": code}, ("t",), diagnosis="A")
+
+    slip, again, other = case("slip", "x = f(2)\ny = x"), case("slip_cascade", "x = f(2)\n\ny  =  x\n"), \
+        case("b", "x = f(3)")
+    assert causes.written(slip) == causes.written(again) != causes.written(other)
+    copies = [causes.Seen(c.id, "A", "t", "AssertionError: wrong", False, written=causes.written(c)) for c in (slip, again)]
+    assert _table(copies) == {}
+    both = copies + [causes.Seen("b", "A", "t", "AssertionError: wrong", False, written=causes.written(other))]
+    assert _table(both) == {("t", "AssertionError: wrong"): ["A"]}
+    # held out, the copies stay together: "b" comes first in the order of ids, the copies (as "slip") second
+    derive, judge = causes.split(both)
+    assert [s.case for s in derive] == ["b"] and [s.case for s in judge] == ["slip", "slip_cascade"]
+
+
 def test_a_signature_that_two_mistakes_agree_on_names_their_cause_in_their_cell_only():
     table = _table([_seen("a", "A"), _seen("b", "A"), _seen("c", "A", cell="u")])
     assert lookup.lookup(table, "t", "AssertionError: wrong") == ["A"]

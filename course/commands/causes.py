@@ -29,6 +29,7 @@ cascade, a mistake not caught), ``course causes`` prints it, and the other cells
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ MOST_LIKELY = 2  # diagnoses a signature may name ("Possible causes"); behind mo
 @dataclass(frozen=True)
 class Seen:
     """One failure of one mistake: the cell it failed and the signature of its message;
-    ``released``: the cell run as students have it, hidden regions removed."""
+    ``released``: the cell run as students have it, hidden regions removed; ``written``: the
+    case's code (``written``), so that cases with the same code count as one mistake."""
 
     case: str
     diagnosis: str
@@ -58,6 +60,19 @@ class Seen:
     signature: str
     visible: bool
     released: bool = False
+    written: str = ""
+
+    @property
+    def mistake(self) -> str:
+        """What counts as one mistake: its code, or its case where that is unknown."""
+        return self.written or self.case
+
+
+def written(case: mutations.Case) -> str:
+    """A digest of a case's cells, spaces aside. A case that repeats another's code (one that
+    shows that a slip costs one cell) is the same mistake again, not more evidence."""
+    code = "\n".join(f"{cell}\n{' '.join(source.split())}" for cell, source in sorted(case.cells.items()))
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def assignments_with_diagnoses() -> list[str]:
@@ -83,9 +98,11 @@ def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
     if undiagnosed:
         raise CourseError(f"{len(undiagnosed)} mistakes have no diagnosis (write one in their case: the "
                           f"misconception in the student's terms): {', '.join(undiagnosed)}")
-    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible)
+    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible,
+                   written=written(v.case))
               for v in mistakes for cell in v.case.fails if cell in v.failed]
-    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True)
+    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True,
+                        written=written(v.case))
                    for v in mistakes for cell in v.case.fails if cell in v.released]
     return graded + as_released
 
@@ -105,12 +122,13 @@ def causes_of(support: dict[str, int]) -> list[str]:
 
 def lookup_table(seen: list[Seen]) -> list[dict]:
     """Every informative signature of ``seen`` (a missing name names no misconception), with the
-    distinct mistakes behind it per diagnosis (``support``), whether several diagnoses share
-    it (``ambiguous``) and the causes it names (``causes_of``; possibly none)."""
+    distinct mistakes behind it per diagnosis (``support``; cases with the same code count
+    once), whether several diagnoses share it (``ambiguous``) and the causes it names
+    (``causes_of``; possibly none)."""
     behind: dict[tuple[str, str], dict[str, set[str]]] = {}
     for s in seen:
         if student_causes.informative(s.signature):
-            behind.setdefault((s.cell, s.signature), {}).setdefault(s.diagnosis, set()).add(s.case)
+            behind.setdefault((s.cell, s.signature), {}).setdefault(s.diagnosis, set()).add(s.mistake)
     entries = []
     for (cell, signature), mistakes in sorted(behind.items()):
         support = {d: len(cases) for d, cases in sorted(mistakes.items())}
@@ -157,8 +175,8 @@ def recorded(assignment: str) -> list[Seen]:
         if case is None or not case.diagnosis:
             raise CourseError(f"{path} records {case_id!r}, which is no longer a mistake with a diagnosis: "
                               f"run `python -m course causes {assignment}` without --keep-signatures")
-        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")))
-                 for f in entry["failures"]]
+        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")),
+                      written(case)) for f in entry["failures"]]
     return seen
 
 
@@ -179,16 +197,19 @@ OUTCOMES = ("right", "right among possible", "wrong", "none")
 
 
 def split(seen: list[Seen]) -> tuple[list[Seen], list[Seen]]:
-    """A fixed split: for each cell, its mistakes in the order of their ids, alternately to the
-    half the signatures are derived from and the half they are judged on (every failure of a
-    mistake in that cell to the same half)."""
+    """A fixed split: for each cell, its mistakes in the order of their ids (cases with the same
+    code are one mistake, ordered by its first id), alternately to the half the signatures are
+    derived from and the half they are judged on (every failure of a mistake in that cell to
+    the same half)."""
+    first: dict[tuple[str, str], str] = {}
+    for s in seen:
+        first[s.cell, s.mistake] = min(first.get((s.cell, s.mistake), s.case), s.case)
+    order: dict[str, list[str]] = {}
+    for (cell, _), case in sorted(first.items(), key=lambda item: item[1]):
+        order.setdefault(cell, []).append(case)
     derive, judge = [], []
-    by_cell: dict[str, list[str]] = {}
     for s in seen:
-        if s.case not in by_cell.setdefault(s.cell, []):
-            by_cell[s.cell].append(s.case)
-    for s in seen:
-        (derive if sorted(by_cell[s.cell]).index(s.case) % 2 == 0 else judge).append(s)
+        (derive if order[s.cell].index(first[s.cell, s.mistake]) % 2 == 0 else judge).append(s)
     return derive, judge
 
 
@@ -214,9 +235,10 @@ def held_out(seen: list[Seen]) -> Counter:
 
 
 def left_out(seen: list[Seen]) -> Counter:
-    """The outcomes of every mistake's failures with the table of all the other mistakes: what a
-    mistake the suite does not hold would get from the table grading uses."""
+    """The outcomes of every mistake's failures with the table of all the other mistakes (its
+    copies left out too): what a mistake the suite does not hold would get from the table
+    grading uses."""
     counts = Counter({outcome: 0 for outcome in OUTCOMES})
-    for case in sorted({s.case for s in seen}):
-        counts.update(outcomes([s for s in seen if s.case != case], [s for s in seen if s.case == case]))
+    for mistake in sorted({s.mistake for s in seen}):
+        counts.update(outcomes([s for s in seen if s.mistake != mistake], [s for s in seen if s.mistake == mistake]))
     return counts
