@@ -10,10 +10,11 @@ committed beside their sources:
   ``diagnosis`` (the ``cases`` part, what the suite saw), and the lookup table (``signatures``):
   (cell, signature) -> the mistakes behind it (``support``: diagnosis -> how many) and the
   causes it names, by the rule of ``causes_of`` (none where the evidence is thin);
-* ``utils/causes/<assignment>.json``, shipped to students with the helpers: the same table
-  built only from failures raised by a **visible** line of a test cell (the outermost line of
-  the test cell in the traceback is outside its hidden regions, course/cells.py), so no
-  message of a hidden test, and no diagnosis learned only from one, reaches students. Where
+* ``utils/causes/<assignment>.json``, shipped to students with the helpers: the signatures
+  that name a cause in the same table built only from failures raised by a **visible** line
+  of a test cell (the outermost line of the test cell in the traceback is outside its hidden
+  regions, course/cells.py), so no message of a hidden test, and no diagnosis learned only
+  from one, reaches students. Where
   a hidden test fails first, the suite also runs the cell as the release has it, hidden
   regions removed (``mutations.run(released=True)``): that failure is what the student's own
   run shows, and it is recorded as visible (for the grader too: a graded run whose hidden
@@ -21,7 +22,7 @@ committed beside their sources:
 
 ``--keep-signatures`` rebuilds both files from the signatures already recorded, with the
 diagnoses as the cases now state them (after editing diagnoses only: no suite run).
-``held_out`` measures how well signatures generalise (benchmarks/bench_causes.py).
+``held_out`` and ``left_out`` measure how well signatures generalise (benchmarks/bench_causes.py).
 
 Only the cells a mistake declares are recorded: where the suite reports a wrong verdict (a
 cascade, a mistake not caught), ``course causes`` prints it, and the other cells teach nothing.
@@ -51,8 +52,9 @@ MOST_LIKELY = 2  # diagnoses a signature may name ("Possible causes"); behind mo
 @dataclass(frozen=True)
 class Seen:
     """One failure of one mistake: the cell it failed and the signature of its message;
-    ``released``: the cell run as students have it, hidden regions removed; ``written``: the
-    case's code (``written``), so that cases with the same code count as one mistake."""
+    ``released``: the cell run as students have it, hidden regions removed; ``written``: a
+    digest of the case's code (``written()``), so that cases with the same code count as one
+    mistake."""
 
     case: str
     diagnosis: str
@@ -131,7 +133,7 @@ def lookup_table(seen: list[Seen]) -> list[dict]:
             behind.setdefault((s.cell, s.signature), {}).setdefault(s.diagnosis, set()).add(s.mistake)
     entries = []
     for (cell, signature), mistakes in sorted(behind.items()):
-        support = {d: len(cases) for d, cases in sorted(mistakes.items())}
+        support = {d: len(ids) for d, ids in sorted(mistakes.items())}
         entries.append({"cell": cell, "signature": signature, "ambiguous": len(support) > 1,
                         "causes": causes_of(support), "mistakes": len(set().union(*mistakes.values())),
                         "support": support})
