@@ -316,6 +316,9 @@ def test_jacobian(compute_jacobian, jacobian) -> None:
     hint = "Are the gradients of the first component still in x.grad and y.grad?"
     check_tensor(jacobian, "jacobian", shape=(2, 2))
     check_close(jacobian[0], [2 * x0, 2 * y0], "the first row of jacobian")
+    assert not torch.equal(torch.as_tensor(jacobian[1]), torch.as_tensor(jacobian[0])), (
+        "the second row of jacobian repeats the first: the sheet says one row per component, "
+        "row i the gradient of component i")
     check_close(jacobian[1], [4 * x0 * y0**2, 4 * x0**2 * y0], "the second row of jacobian", hint=hint)
 
     def other(x, y):
@@ -454,9 +457,12 @@ def _check_train_with_validation(train_with_validation, X, y) -> None:
             ok = isinstance(entry, (tuple, list)) and len(entry) == 2
             assert ok, f"the sheet says: history holds {copy_rule}; an entry is not a pair (w, b)"
             for tensor, name, ref in ((entry[0], "w", w_ref), (entry[1], "b", b_ref)):
-                assert isinstance(tensor, torch.Tensor) and tensor.dtype == X.dtype, (
-                    f"the sheet says: {copy_rule}; the {name} saved in history should be a tensor of the "
-                    "parameter's dtype, not a converted copy")
+                assert isinstance(tensor, torch.Tensor), (
+                    f"the sheet says: {copy_rule}, kept as tensors; the {name} saved in history is a "
+                    f"{type(tensor).__name__}")
+                assert tensor.dtype == X.dtype, (
+                    f"the sheet says: {copy_rule}, kept in the parameter's own dtype; the {name} saved in history "
+                    f"is {tensor.dtype}")
                 assert not tensor.requires_grad and tensor.grad_fn is None, (
                     f"the sheet says: {copy_rule}; the {name} saved in history still tracks gradients")
                 check_close(tensor.reshape(ref.shape), ref, f"the {name} saved in history", hint=hint)

@@ -79,14 +79,19 @@ def compare_with_torch(cls, torch_factory, cases, two_params_settings, name: str
 
 def _compare_with_torch(cls, torch_factory, cases, two_params_settings, name, hint, state_hint) -> None:
     check_own_optimizer(cls, name)
+    two = f"the {name} trajectory of two parameter tensors of different shapes"
     with no_torch_optim(OWN_UPDATE):
         mine = [run(BANANA, [start(*xy)], lambda ps: cls(ps, **settings), steps) for xy, settings, steps in cases]
-        mine_two = run(two_parameters, two_starts(), lambda ps: cls(ps, **two_params_settings), 50)
+        try:
+            mine_two = run(two_parameters, two_starts(), lambda ps: cls(ps, **two_params_settings), 50)
+        except RuntimeError as error:  # state of one parameter's shape applied to another's
+            raise AssertionError(f"{two} is not correct. {state_hint}\n"
+                                 f"(the run raised {type(error).__name__}: {error})") from None
     for (xy, settings, steps), trajectory in zip(cases, mine):
         compare(trajectory, run(BANANA, [start(*xy)], lambda ps: torch_factory(ps, **settings), steps),
                 f"the {name} trajectory from {xy} with settings {settings or 'default'}", hint=hint)
     compare(mine_two, run(two_parameters, two_starts(), lambda ps: torch_factory(ps, **two_params_settings), 50),
-            f"the {name} trajectory of two parameter tensors of different shapes", hint=state_hint)
+            two, hint=state_hint)
 
 
 # ---- references -------------------------------------------------------------------------

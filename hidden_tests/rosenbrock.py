@@ -199,6 +199,15 @@ def _log_scaled(ax) -> bool:
     return any(isinstance(getattr(artist, "norm", None), LogNorm) for artist in [*ax.collections, *ax.images])
 
 
+def _check_on_log_map(ax, what: str) -> None:
+    """The sheet's rule: ``what`` drawn on the contour plot of f, coloured on a log scale. Says
+    which half is missing: no map of f at all (nothing coloured by value), or a linear one."""
+    coloured = [artist for artist in [*ax.collections, *ax.images]
+                if getattr(artist, "norm", None) is not None and artist.get_array() is not None]
+    assert coloured, f"the sheet says: draw {what} on the contour plot of f; the panel has no contour plot"
+    assert _log_scaled(ax), "the sheet says: colour the contour plot of f on a log scale (norm=LogNorm())"
+
+
 def _one_panel(fig, name):
     check_figure(fig, name)
     axes = main_axes(fig)
@@ -433,7 +442,7 @@ def test_a5(paths_same, optimizers, optimize):
 def test_a5_plot(fig_same, paths_same):
     """Every path of paths_same is drawn on the log-coloured map of f, with the minimum marked."""
     ax = _one_panel(fig_same, "fig_same")
-    assert _log_scaled(ax), "the sheet says: draw the paths on the contour plot of f (log colour scale)"
+    _check_on_log_map(ax, "the paths")
     for name, path in paths_same.items():
         assert _shows_path(ax, np.asarray(path, dtype=float)), f"fig_same does not show the path of {name}"
     check_point(ax, (1.0, 1.0), "the minimum (1, 1)", hint="paths_figure marks it for you.")
@@ -456,9 +465,14 @@ def test_a6(tuned_hyper, tuned_steps, paths_tuned):
             end = Reference.optimize(getattr(Reference, name)(np.array([-2.0, -2.0]), **tuned_hyper[name]), steps)[-1]
         # None when the notebook's own run raised (paths_tuned was never made).
         own_end = np.asarray(paths_tuned[name], dtype=float)[-1] if paths_tuned and name in paths_tuned else np.inf
-        assert min(np.linalg.norm(end - 1.0), np.linalg.norm(own_end - 1.0)) <= 0.01, (
-            f"the sheet says: every path ends within 0.01 of the minimum (1, 1): {name} does not. "
-            "Tune its learning rate (too large diverges or jumps around, too small crawls) and its steps.")
+        if min(np.linalg.norm(end - 1.0), np.linalg.norm(own_end - 1.0)) <= 0.01:
+            continue
+        assert np.all(np.isfinite(end)), (
+            f"the sheet says: every path ends within 0.01 of the minimum (1, 1): {name} diverges. "
+            "Its learning rate is too large for the steep walls of the valley.")
+        raise AssertionError(
+            f"the sheet says: every path ends within 0.01 of the minimum (1, 1): {name} ends elsewhere. "
+            "Tune its learning rate (too large jumps around, too small crawls) and its steps.")
 
 
 # --------------------------------------------------------------------------------------
@@ -547,7 +561,7 @@ def test_b2_plot(fig_th, path_th):
     ax = _one_panel(fig_th, "fig_th")
     assert _shows_path(ax, path_th.detach().cpu().numpy(), atol=1e-5), "the figure does not show path_th"
     check_point(ax, (1.0, 1.0), "the minimum (1, 1)", hint="paths_figure marks it for you.")
-    assert _log_scaled(ax), "the sheet says: draw the path on the contour plot of f (log colour scale)"
+    _check_on_log_map(ax, "the path")
 
 
 def test_b3(RosenbrockModel, namespace=None, device="cpu"):

@@ -53,18 +53,64 @@ def _seen(case, diagnosis, cell="t", signature="AssertionError: wrong", visible=
     return causes.Seen(case, diagnosis, cell, signature, visible)
 
 
-def test_one_diagnosis_is_likely_several_are_possible_and_the_two_most_frequent_are_kept():
-    seen = [_seen("a", "A"), _seen("b", "A", cell="u"),
-            _seen("c", "C", signature="AssertionError: shared"), _seen("d", "D", signature="AssertionError: shared"),
-            _seen("e", "D", signature="AssertionError: shared"), _seen("f", "F", signature="AssertionError: shared")]
-    table = lookup.table({"signatures": causes.lookup_table(seen)})
+def _table(seen):
+    return lookup.table({"signatures": causes.lookup_table(seen)})
+
+
+def test_a_signature_of_one_lone_mistake_names_no_cause():
+    table = _table([_seen("a", "A"), _seen("b", "B", signature="AssertionError: other")])
+    assert lookup.lookup(table, "t", "AssertionError: wrong") == []
+    assert lookup.lookup(table, "t", "AssertionError: other") == []
+    # one mistake seen twice in a cell (its graded and its released run) is still one mistake
+    assert _table([_seen("a", "A"), _seen("a", "A", visible=True)]) == {}
+
+
+def test_cases_with_the_same_code_are_one_mistake():
+    def case(case_id, code):
+        return mutations.Case(case_id, "mistake", "", {"answer": code}, ("t",), diagnosis="A")
+
+    slip, again, other = case("slip", "x = f(2)\ny = x"), case("slip_cascade", "x = f(2)\n\ny  =  x\n"), \
+        case("b", "x = f(3)")
+    assert causes.written(slip) == causes.written(again) != causes.written(other)
+    copies = [causes.Seen(c.id, "A", "t", "AssertionError: wrong", False, written=causes.written(c)) for c in (slip, again)]
+    assert _table(copies) == {}
+    both = copies + [causes.Seen("b", "A", "t", "AssertionError: wrong", False, written=causes.written(other))]
+    assert _table(both) == {("t", "AssertionError: wrong"): ["A"]}
+    # held out, the copies stay together: "b" comes first in the order of ids, the copies (as "slip") second
+    derive, judge = causes.split(both)
+    assert [s.case for s in derive] == ["b"] and [s.case for s in judge] == ["slip", "slip_cascade"]
+
+
+def test_a_signature_that_two_mistakes_agree_on_names_their_cause_in_their_cell_only():
+    table = _table([_seen("a", "A"), _seen("b", "A"), _seen("c", "A", cell="u")])
     assert lookup.lookup(table, "t", "AssertionError: wrong") == ["A"]
-    assert lookup.lookup(table, "t", "AssertionError: shared") == ["D", "C"]  # by count, then by name; F dropped
+    assert lookup.lookup(table, "u", "AssertionError: wrong") == []  # one mistake in cell u
     assert lookup.lookup(table, "t", "AssertionError: something else") == []
-    assert lookup.lookup(table, "v", "AssertionError: wrong") == []  # the same message in another cell
     assert lookup.describe(["A"]) == "Likely cause: A"
-    assert lookup.describe(["D", "C"]) == "Possible causes: D; C"
     assert lookup.describe([]) == ""
+
+
+def test_a_lone_mistake_of_another_diagnosis_silences_a_supported_one():
+    # the message is shared: A's two mistakes do not show that it means A
+    table = _table([_seen("a", "A"), _seen("b", "A"), _seen("c", "A"), _seen("d", "D")])
+    assert lookup.lookup(table, "t", "AssertionError: wrong") == []
+
+
+def test_two_supported_diagnoses_are_possible_causes_three_are_none():
+    two = [_seen("c", "C"), _seen("d", "C"), _seen("e", "B"), _seen("f", "B"), _seen("g", "B")]
+    assert lookup.lookup(_table(two), "t", "AssertionError: wrong") == ["B", "C"]  # most mistakes first
+    tied = [_seen("c", "C"), _seen("d", "C"), _seen("e", "B"), _seen("f", "B")]
+    assert lookup.lookup(_table(tied), "t", "AssertionError: wrong") == ["B", "C"]  # a tie: by name
+    three = two + [_seen("h", "H"), _seen("i", "H")]
+    assert lookup.lookup(_table(three), "t", "AssertionError: wrong") == []
+    assert lookup.describe(["B", "C"]) == "Possible causes: B; C"
+
+
+def test_the_grader_table_keeps_the_evidence_of_a_signature_that_names_nothing():
+    entries = causes.lookup_table([_seen("a", "A"), _seen("b", "B"), _seen("c", "B"),
+                                   _seen("d", "B", signature="NameError: name <q> is not defined")])
+    assert entries == [{"cell": "t", "signature": "AssertionError: wrong", "ambiguous": True, "causes": [],
+                        "mistakes": 3, "support": {"A": 1, "B": 2}}]  # a missing name is no signature
 
 
 def test_a_malformed_or_missing_causes_file_means_no_causes(tmp_path):
@@ -75,16 +121,21 @@ def test_a_malformed_or_missing_causes_file_means_no_causes(tmp_path):
     assert lookup.load(tmp_path / "odd.json") == {("t", "s"): ["ok"]}
 
 
-def test_students_get_only_signatures_of_visible_checks(tmp_path, monkeypatch):
+def test_students_get_only_signatures_of_visible_checks_that_name_a_cause(tmp_path, monkeypatch):
     monkeypatch.setattr(mutations, "MUTATIONS", tmp_path)
     monkeypatch.setattr(lookup, "FOLDER", tmp_path / "students")
-    seen = [_seen("a", "seen by a visible check", signature="AssertionError: visible <n>", visible=True),
-            _seen("b", "seen by a hidden test only", signature="AssertionError: hidden secret check <n>")]
+    seen = [_seen(case, "seen by a visible check", signature="AssertionError: visible <n>", visible=True)
+            for case in ("a", "b")]
+    seen += [_seen(case, "seen by a hidden test only", signature="AssertionError: hidden secret check <n>")
+             for case in ("c", "d")]
+    seen += [_seen("e", "a lone one", signature="AssertionError: lone visible <n>", visible=True)]
     grader, student = causes.write("tiny", seen)
     assert {e["signature"] for e in json.loads(grader.read_text())["signatures"]} == \
-        {"AssertionError: visible <n>", "AssertionError: hidden secret check <n>"}
+        {"AssertionError: visible <n>", "AssertionError: hidden secret check <n>", "AssertionError: lone visible <n>"}
     shipped = student.read_text()
-    assert "visible <n>" in shipped and "hidden" not in shipped and "secret" not in shipped
+    assert json.loads(shipped)["signatures"] == [{"cell": "t", "signature": "AssertionError: visible <n>",
+                                                  "ambiguous": False, "causes": ["seen by a visible check"]}]
+    assert "hidden" not in shipped and "secret" not in shipped and "lone" not in shipped
 
 
 @pytest.mark.parametrize("assignment", causes.assignments_with_diagnoses())
@@ -109,15 +160,29 @@ def test_the_committed_files_state_the_diagnoses_the_cases_state_now(assignment)
 
 
 def test_held_out_split_is_fixed_and_counts_every_judged_failure():
-    seen = [_seen(f"m{i}", "same" if i < 4 else f"own {i}", signature=f"AssertionError: s{i % 2}") for i in range(6)]
+    seen = [_seen(f"m{i:02d}", "same" if i < 6 else "other", signature=f"AssertionError: s{i % 2}") for i in range(8)]
     derive, judge = causes.split(seen)
-    assert [s.case for s in derive] == ["m0", "m2", "m4"] and [s.case for s in judge] == ["m1", "m3", "m5"]
-    outcomes = causes.held_out(seen)
-    # derived: s0 -> same (m0, m2), "own 4" (m4): ambiguous; judged: m1 and m3 (s1) and m5 (s1): no s1 derived
-    assert outcomes == {"right": 0, "right among possible": 0, "wrong": 0, "none": 3}
-    seen.append(_seen("m6", "same", signature="AssertionError: s1"))
-    # now s1 is derived from m6 alone: m1 and m3 get their diagnosis, m5 (another one) a wrong one
-    assert causes.held_out(seen) == {"right": 2, "right among possible": 0, "wrong": 1, "none": 0}
+    assert [s.case for s in derive] == ["m00", "m02", "m04", "m06"]
+    assert [s.case for s in judge] == ["m01", "m03", "m05", "m07"]
+    # derived: s0 <- same (m0, m2, m4), other (m6): names nothing; judged: m1, m3, m5 (same) and m7 (other),
+    # all with s1, which no derived mistake produced
+    assert causes.held_out(seen) == {"right": 0, "right among possible": 0, "wrong": 0, "none": 4}
+    seen += [_seen("m08", "same", signature="AssertionError: s1"), _seen("m09", "same", signature="AssertionError: s1")]
+    # m8 goes to the derived half, m9 to the judged one: s1 <- same (m8) alone names nothing
+    assert causes.held_out(seen) == {"right": 0, "right among possible": 0, "wrong": 0, "none": 5}
+    seen += [_seen("m10", "same", signature="AssertionError: s1")]
+    # derived: s1 <- same (m8, m10): judged m1, m3, m5, m9 get it right, m7 (other) wrong
+    assert causes.held_out(seen) == {"right": 4, "right among possible": 0, "wrong": 1, "none": 0}
+
+
+def test_one_left_out_looks_each_mistake_up_in_the_table_of_the_others():
+    seen = [_seen("a", "A"), _seen("b", "A"), _seen("c", "A"), _seen("d", "B", signature="AssertionError: b"),
+            _seen("e", "B", signature="AssertionError: b")]
+    # a, b, c: two others agree, right; d, e: one other, none
+    assert causes.left_out(seen) == {"right": 3, "right among possible": 0, "wrong": 0, "none": 2}
+    seen.append(_seen("f", "F"))
+    # now the lone f silences A for a, b and c (shared); f meets three A's that agree: wrong
+    assert causes.left_out(seen) == {"right": 0, "right among possible": 0, "wrong": 1, "none": 5}
 
 
 # ---- at grading and at hand-in -------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_every_sample_scores_as_declared(graded):
 
 
 # A sample with a known mistake, the mutation case of that mistake, the cell it fails.
-LIKELY_CAUSE = {"autodiff": ("dampened_momentum", "m25_dampened", "test_2_5")}
+LIKELY_CAUSE = {"autodiff": ("history_not_cloned", "v23_not_cloned", "test_2_3_train")}
 
 
 def test_a_sample_with_a_known_mistake_is_told_its_likely_cause(graded):

@@ -6,8 +6,9 @@ Used by the hand-in check (utils/handin.py, with ``utils/causes/<assignment>.jso
 the grader (course/engine/recording.py, with ``mutations/<assignment>.causes.json``). Both
 files are written by ``python -m course causes ASSIGNMENT`` (course/commands/causes.py) from
 the mutation suite: for every test cell, the normalised messages of the mistakes that fail
-it, each with the misconception behind it. The file students get holds only the messages
-raised by the visible lines of a test cell, which their own run shows them anyway.
+it, each with the misconceptions it names (none where too few mistakes agree on one: a
+wrong cause misleads, a missing one does not). The file students get holds only the
+messages raised by the visible lines of a test cell, which their own run shows them anyway.
 
 A **signature** is a test cell's grade id and its failure's first line with everything that
 depends on the submission replaced: numbers by ``<n>``, array and list contents by

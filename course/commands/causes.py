@@ -8,12 +8,13 @@ committed beside their sources:
 
 * ``mutations/<assignment>.causes.json``, for the grader: every mistake's signatures and
   ``diagnosis`` (the ``cases`` part, what the suite saw), and the lookup table (``signatures``):
-  (cell, signature) -> the diagnosis, or, where mistakes with different diagnoses share the
-  signature, the two most frequent, marked ``ambiguous``;
-* ``utils/causes/<assignment>.json``, shipped to students with the helpers: the same table
-  built only from failures raised by a **visible** line of a test cell (the outermost line of
-  the test cell in the traceback is outside its hidden regions, course/cells.py), so no
-  message of a hidden test, and no diagnosis learned only from one, reaches students. Where
+  (cell, signature) -> the mistakes behind it (``support``: diagnosis -> how many) and the
+  causes it names, by the rule of ``causes_of`` (none where the evidence is thin);
+* ``utils/causes/<assignment>.json``, shipped to students with the helpers: the signatures
+  that name a cause in the same table built only from failures raised by a **visible** line
+  of a test cell (the outermost line of the test cell in the traceback is outside its hidden
+  regions, course/cells.py), so no message of a hidden test, and no diagnosis learned only
+  from one, reaches students. Where
   a hidden test fails first, the suite also runs the cell as the release has it, hidden
   regions removed (``mutations.run(released=True)``): that failure is what the student's own
   run shows, and it is recorded as visible (for the grader too: a graded run whose hidden
@@ -21,7 +22,7 @@ committed beside their sources:
 
 ``--keep-signatures`` rebuilds both files from the signatures already recorded, with the
 diagnoses as the cases now state them (after editing diagnoses only: no suite run).
-``held_out`` measures how well signatures generalise (benchmarks/bench_causes.py).
+``held_out`` and ``left_out`` measure how well signatures generalise (benchmarks/bench_causes.py).
 
 Only the cells a mistake declares are recorded: where the suite reports a wrong verdict (a
 cascade, a mistake not caught), ``course causes`` prints it, and the other cells teach nothing.
@@ -29,6 +30,7 @@ cascade, a mistake not caught), ``course causes`` prints it, and the other cells
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -41,13 +43,18 @@ student_causes = helper_module("causes")  # the one home of normalise and lookup
 normalise = student_causes.normalise
 
 GENERATED_BY = "python -m course causes {assignment}"
-MOST_LIKELY = 2  # causes listed for an ambiguous signature
+# The rule that decides what a signature says (causes_of): a wrong cause misleads a student,
+# no cause does not, so a signature names a diagnosis only on evidence.
+SUPPORT = 2  # mistakes with a diagnosis behind a signature before it names that diagnosis
+MOST_LIKELY = 2  # diagnoses a signature may name ("Possible causes"); behind more, it names none
 
 
 @dataclass(frozen=True)
 class Seen:
     """One failure of one mistake: the cell it failed and the signature of its message;
-    ``released``: the cell run as students have it, hidden regions removed."""
+    ``released``: the cell run as students have it, hidden regions removed; ``written``: a
+    digest of the case's code (``written()``), so that cases with the same code count as one
+    mistake."""
 
     case: str
     diagnosis: str
@@ -55,6 +62,19 @@ class Seen:
     signature: str
     visible: bool
     released: bool = False
+    written: str = ""
+
+    @property
+    def mistake(self) -> str:
+        """What counts as one mistake: its code, or its case where that is unknown."""
+        return self.written or self.case
+
+
+def written(case: mutations.Case) -> str:
+    """A digest of a case's cells, spaces aside. A case that repeats another's code (one that
+    shows that a slip costs one cell) is the same mistake again, not more evidence."""
+    code = "\n".join(f"{cell}\n{' '.join(source.split())}" for cell, source in sorted(case.cells.items()))
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def assignments_with_diagnoses() -> list[str]:
@@ -80,25 +100,43 @@ def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
     if undiagnosed:
         raise CourseError(f"{len(undiagnosed)} mistakes have no diagnosis (write one in their case: the "
                           f"misconception in the student's terms): {', '.join(undiagnosed)}")
-    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible)
+    graded = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.failed[cell]), cell in v.visible,
+                   written=written(v.case))
               for v in mistakes for cell in v.case.fails if cell in v.failed]
-    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True)
+    as_released = [Seen(v.case.id, v.case.diagnosis, cell, normalise(v.released[cell]), True, released=True,
+                        written=written(v.case))
                    for v in mistakes for cell in v.case.fails if cell in v.released]
     return graded + as_released
 
 
+def causes_of(support: dict[str, int]) -> list[str]:
+    """The causes a signature names, from ``support`` (diagnosis -> how many distinct mistakes
+    produced it): every diagnosis behind it, most supported first (ties by name), if there
+    are at most ``MOST_LIKELY`` of them and each has at least ``SUPPORT`` mistakes; otherwise
+    none. One lone mistake does not show that its message means its misconception (another
+    misconception may fail the same way: held out, a lone mistake's diagnosis is wrong about
+    as often as right), and a diagnosis with a lone mistake beside a supported one shows that
+    the message is shared, so the supported one is not named either."""
+    if not support or len(support) > MOST_LIKELY or min(support.values()) < SUPPORT:
+        return []
+    return [d for d, _ in sorted(support.items(), key=lambda item: (-item[1], item[0]))]
+
+
 def lookup_table(seen: list[Seen]) -> list[dict]:
-    """The signatures of ``seen``, each with its cause, or its ``MOST_LIKELY`` most frequent
-    causes (ties in the order of the names) when mistakes with different diagnoses share it."""
-    counts: dict[tuple[str, str], Counter] = {}
+    """Every informative signature of ``seen`` (a missing name names no misconception), with the
+    distinct mistakes behind it per diagnosis (``support``; cases with the same code count
+    once), whether several diagnoses share it (``ambiguous``) and the causes it names
+    (``causes_of``; possibly none)."""
+    behind: dict[tuple[str, str], dict[str, set[str]]] = {}
     for s in seen:
-        if student_causes.informative(s.signature):  # "name ... is not defined" names no misconception
-            counts.setdefault((s.cell, s.signature), Counter())[s.diagnosis] += 1
+        if student_causes.informative(s.signature):
+            behind.setdefault((s.cell, s.signature), {}).setdefault(s.diagnosis, set()).add(s.mistake)
     entries = []
-    for (cell, signature), diagnoses in sorted(counts.items()):
-        ranked = sorted(diagnoses.items(), key=lambda item: (-item[1], item[0]))
-        entries.append({"cell": cell, "signature": signature, "ambiguous": len(ranked) > 1,
-                        "causes": [d for d, _ in ranked[:MOST_LIKELY]], "mistakes": sum(diagnoses.values())})
+    for (cell, signature), mistakes in sorted(behind.items()):
+        support = {d: len(ids) for d, ids in sorted(mistakes.items())}
+        entries.append({"cell": cell, "signature": signature, "ambiguous": len(support) > 1,
+                        "causes": causes_of(support), "mistakes": len(set().union(*mistakes.values())),
+                        "support": support})
     return entries
 
 
@@ -111,7 +149,7 @@ def _documents(assignment: str, seen: list[Seen]) -> tuple[dict, dict]:
                                  **({"released": True} if s.released else {})})
     grader = {**header, "signatures": lookup_table(seen), "cases": dict(sorted(cases.items()))}
     student = {**header, "signatures": [{k: e[k] for k in ("cell", "signature", "ambiguous", "causes")}
-                                        for e in lookup_table([s for s in seen if s.visible])]}
+                                        for e in lookup_table([s for s in seen if s.visible]) if e["causes"]]}
     return grader, student
 
 
@@ -139,8 +177,8 @@ def recorded(assignment: str) -> list[Seen]:
         if case is None or not case.diagnosis:
             raise CourseError(f"{path} records {case_id!r}, which is no longer a mistake with a diagnosis: "
                               f"run `python -m course causes {assignment}` without --keep-signatures")
-        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")))
-                 for f in entry["failures"]]
+        seen += [Seen(case_id, case.diagnosis, f["cell"], f["signature"], bool(f["visible"]), bool(f.get("released")),
+                      written(case)) for f in entry["failures"]]
     return seen
 
 
@@ -161,16 +199,19 @@ OUTCOMES = ("right", "right among possible", "wrong", "none")
 
 
 def split(seen: list[Seen]) -> tuple[list[Seen], list[Seen]]:
-    """A fixed split: for each cell, its mistakes in the order of their ids, alternately to the
-    half the signatures are derived from and the half they are judged on (every failure of a
-    mistake in that cell to the same half)."""
+    """A fixed split: for each cell, its mistakes in the order of their ids (cases with the same
+    code are one mistake, ordered by its first id), alternately to the half the signatures are
+    derived from and the half they are judged on (every failure of a mistake in that cell to
+    the same half)."""
+    first: dict[tuple[str, str], str] = {}
+    for s in seen:
+        first[s.cell, s.mistake] = min(first.get((s.cell, s.mistake), s.case), s.case)
+    order: dict[str, list[str]] = {}
+    for (cell, _), case in sorted(first.items(), key=lambda item: item[1]):
+        order.setdefault(cell, []).append(case)
     derive, judge = [], []
-    by_cell: dict[str, list[str]] = {}
     for s in seen:
-        if s.case not in by_cell.setdefault(s.cell, []):
-            by_cell[s.cell].append(s.case)
-    for s in seen:
-        (derive if sorted(by_cell[s.cell]).index(s.case) % 2 == 0 else judge).append(s)
+        (derive if order[s.cell].index(first[s.cell, s.mistake]) % 2 == 0 else judge).append(s)
     return derive, judge
 
 
@@ -193,3 +234,13 @@ def outcomes(derive: list[Seen], judge: list[Seen]) -> Counter:
 def held_out(seen: list[Seen]) -> Counter:
     """The outcomes of the judged half of ``split``, with the table of the derived half."""
     return outcomes(*split(seen))
+
+
+def left_out(seen: list[Seen]) -> Counter:
+    """The outcomes of every mistake's failures with the table of all the other mistakes (its
+    copies left out too): what a mistake the suite does not hold would get from the table
+    grading uses."""
+    counts = Counter({outcome: 0 for outcome in OUTCOMES})
+    for mistake in sorted({s.mistake for s in seen}):
+        counts.update(outcomes([s for s in seen if s.mistake != mistake], [s for s in seen if s.mistake == mistake]))
+    return counts
