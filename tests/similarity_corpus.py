@@ -86,7 +86,7 @@ def pools(assignment: str) -> dict[str, list[Variant]]:
         found.setdefault(gid, {})[source.strip()] = Variant(source.strip(), True)
     for case in mutations.load(assignment):
         for gid, source in case.cells.items():
-            found.setdefault(gid, {}).setdefault(source.strip(), Variant(source.strip(), case.kind == "correct"))
+            found.setdefault(gid, {}).setdefault(source.strip(), Variant(source.strip(), case.kind is mutations.Kind.CORRECT))
     for sample in samples.load(assignment):
         for gid, source in sample.cells.items():
             found.setdefault(gid, {}).setdefault(source.strip(), Variant(source.strip(), not sample.fails))

@@ -67,7 +67,7 @@ def test_a_signature_of_one_lone_mistake_names_no_cause():
 
 def test_cases_with_the_same_code_are_one_mistake():
     def case(case_id, code):
-        return mutations.Case(case_id, "mistake", "", {"answer": code}, ("t",), diagnosis="A")
+        return mutations.Case(case_id, mutations.Kind.MISTAKE, "", {"answer": code}, ("t",), diagnosis="A")
 
     slip, again, other = case("slip", "x = f(2)\ny = x"), case("slip_cascade", "x = f(2)\n\ny  =  x\n"), \
         case("b", "x = f(3)")
@@ -156,7 +156,7 @@ def test_the_committed_files_state_the_diagnoses_the_cases_state_now(assignment)
         f"run `python -m course causes {assignment} --keep-signatures` after editing diagnoses"
     assert json.loads(causes.student_path(assignment).read_text()) == student
     recorded = set(grader["cases"])
-    assert recorded and recorded <= {c.id for c in mutations.load(assignment) if c.kind == "mistake"}
+    assert recorded and recorded <= {c.id for c in mutations.load(assignment) if c.kind is mutations.Kind.MISTAKE}
 
 
 def test_held_out_split_is_fixed_and_counts_every_judged_failure():

@@ -80,7 +80,7 @@ def written(case: mutations.Case) -> str:
 def assignments_with_diagnoses() -> list[str]:
     """The assignments whose mistakes all have a diagnosis (the others are not ready for causes)."""
     return [a for a in mutations.assignments_with_cases()
-            if all(c.diagnosis for c in mutations.load(a) if c.kind == "mistake")]
+            if all(c.diagnosis for c in mutations.load(a) if c.kind is mutations.Kind.MISTAKE)]
 
 
 def grader_path(assignment: str) -> Path:
@@ -95,7 +95,7 @@ def seen_in(verdicts: list[mutations.Verdict]) -> list[Seen]:
     """The failures of the mistakes in the cells they declare (a cascade into another cell, a
     verdict ``mutations`` reports as wrong, teaches nothing about that other cell); CourseError
     if a mistake has no diagnosis."""
-    mistakes = [v for v in verdicts if v.case.kind == "mistake" and not v.error]
+    mistakes = [v for v in verdicts if v.case.kind is mutations.Kind.MISTAKE and not v.error]
     undiagnosed = [v.case.id for v in mistakes if not v.case.diagnosis]
     if undiagnosed:
         raise CourseError(f"{len(undiagnosed)} mistakes have no diagnosis (write one in their case: the "
@@ -170,7 +170,7 @@ def recorded(assignment: str) -> list[Seen]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CourseError(f"{path} cannot be read ({exc}): run `python -m course causes {assignment}`") from None
-    cases = {c.id: c for c in mutations.load(assignment) if c.kind == "mistake"}
+    cases = {c.id: c for c in mutations.load(assignment) if c.kind is mutations.Kind.MISTAKE}
     seen = []
     for case_id, entry in sorted(data.get("cases", {}).items()):
         case = cases.get(case_id)
