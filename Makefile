@@ -13,7 +13,7 @@ demo: $(STAMP)          ## set up, release, build the sample submissions, grade 
 
 test: $(STAMP)          ## the whole test suite
 	@scripts/system-packages grading browser
-	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 venv: $(STAMP)
 
