@@ -40,7 +40,7 @@ def _plant(course: Path) -> None:
         elif "hidden" not in planted and "### END HIDDEN TESTS" in cell.source:
             cell.source = cell.source.replace("### END HIDDEN TESTS", CANARIES["hidden"] + "\n### END HIDDEN TESTS", 1)
             planted.add("hidden")
-        elif "answer" not in planted and meta.get("solution") and cell.cell_type == "markdown":
+        elif "answer" not in planted and nbcells.is_written_answer(cell):
             cell.source += "\n\n" + CANARIES["answer"]
             planted.add("answer")
     nbformat.write(nb, path)
