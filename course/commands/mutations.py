@@ -21,7 +21,9 @@ suite proves the *tests* both ways, many cases per exercise, in seconds:
   cascade (one slip must cost one exercise), and a correct variant must pass everything;
 * the parent reads the child's verdict as JSON from a pipe, kills it after a time limit, and
   goes on with the reference cell. A child shares nothing with other cases: fork copies the
-  whole interpreter, so a case that mutates a model or a global cannot leak.
+  whole interpreter, so a case that mutates a model or a global cannot leak. Cases that
+  replace the same cells with the same code are one run (what the child sees is the code
+  only), judged against each case's own declaration.
 
 Cost. The child knows from the source which globals every cell reads and binds (``_scan``,
 through the notebook's functions a cell calls) and tracks the globals whose values differ from
@@ -60,7 +62,7 @@ import time
 import traceback
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -957,10 +959,15 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
             _state()  # numpy seeds its global generator on first use: once here, so every child starts alike
             reference = _record(session, cells, timeout * 2)
             _warm(reference.modules)
+            runs: dict[tuple, Verdict] = {}  # cases with the same code are one run, judged once per case
             for cell in cells:
                 for case in (c for c in cases if firsts[c.id] == cell.index):
-                    verdicts[case.id] = _fork(session, case, cells, cell.index, reference_names, reference, timeout,
-                                              skip, released)
+                    code = tuple(sorted(case.cells.items()))
+                    if code in runs:
+                        verdicts[case.id] = replace(runs[code], case=case, cpu=0.0)
+                        continue
+                    verdicts[case.id] = runs[code] = _fork(session, case, cells, cell.index, reference_names,
+                                                           reference, timeout, skip, released)
                 failure = session.run(cell)
                 if failure:
                     raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure}")
