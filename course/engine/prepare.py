@@ -176,8 +176,9 @@ def scratch_folder(job: Job, scratch: Path, uid: int | None) -> Path:
     (scratch / "home").mkdir()
     fonts = font_cache()
     if fonts:  # where matplotlib looks for it in this home (no XDG_CACHE_HOME, no MPLCONFIGDIR)
-        (scratch / "home" / ".cache" / "matplotlib").mkdir(parents=True)
-        shutil.copy(fonts, scratch / "home" / ".cache" / "matplotlib" / fonts.name)
+        folder = scratch / "home" / ".cache" / "matplotlib"
+        folder.mkdir(parents=True)
+        shutil.copy(fonts, folder / fonts.name)
     _own(scratch, uid)
     for path in [scratch, *scratch.rglob("*")]:
         if path.is_dir():
@@ -193,7 +194,6 @@ def _own(path: Path, uid: int | None) -> None:
         os.chown(folder, uid, uid)
         for name in files:
             os.chown(os.path.join(folder, name), uid, uid)
-
 
 
 @cache
