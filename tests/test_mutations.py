@@ -245,6 +245,27 @@ def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny)
     assert hidden.released == {} and "total([1, 2]) should be 6" in both.released["test_total"]
 
 
+def test_a_name_a_test_puts_back_through_globals_no_longer_makes_later_cells_run(tiny):
+    """Hidden tests put the course's reference versions of earlier exercises into the namespace through
+    ``globals()`` (hidden_tests/*.py: references_before): no scan of the source sees it, the digests do."""
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source += "\ndef _reference(x):\n    return 2 * x\ndef put_back(namespace):\n    namespace['double'] = _reference"
+    test_square = next(c for c in nb.cells if nbcells.grade_id(c) == "test_square")  # reads nothing of double
+    test_square.source = "put_back(globals())  # at the top, as references_before\n" + test_square.source
+    nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
+    nbformat.write(nb, path)
+    _write(tiny, '''
+        [cases.triple]
+        kind = "mistake"
+        fails = ["test_double", "test_total"]
+        cells.sol_double = "def double(x):\\n    return 3 * x"
+    ''')
+    skipping, every = (mutations.run("tiny", skip=skip)[0] for skip in (True, False))
+    assert skipping.ok and every.ok, (skipping.explain(), every.explain())
+    assert "test_last" in every.ran and "test_last" not in skipping.ran, skipping.ran
+
+
 def test_a_broken_reference_notebook_is_reported(tiny):
     _write(tiny, '[cases.a]\nkind = "correct"\ncells.sol_double = "def double(x):\\n    return 2 * x"\n')
     (tiny.parent.parent / "source" / "tiny" / "data.txt").write_text("4")

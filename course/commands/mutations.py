@@ -33,8 +33,11 @@ their bytes, so ``p.data -= ...`` shows; the notebook's functions and classes by
 A cell that reads no differing global, while the process-wide state equals the reference's,
 computes what the reference computed, and the reference passes every test: it is skipped if
 no later cell reads what it binds and it leaves the process-wide state alone, and the child
-stops as soon as no later cell reads a differing global. The test cells of the case's own
-solution cells always run. What this cannot see: files a case writes, and changes made
+stops as soon as no later cell reads a differing global. After every cell it ran, the globals
+that differed are compared again: hidden tests put the course's reference versions of earlier
+exercises back through ``globals()``, which the scan cannot see, and a global back to the
+reference's value makes no later cell run (this halves the landscape suite's cost). The test
+cells of the case's own solution cells always run. What this cannot see: files a case writes, and changes made
 through objects the case reached without naming them (a library's module attributes); the
 cases are written so that neither matters, and ``run(..., skip=False)`` runs every later cell
 to check that.
@@ -805,20 +808,28 @@ class _Tracker:
         neutral = states[k] is not None and states[k] == states[k + 1]
         return neutral and not (_through_calls(self.names[k], self.bodies)[1] & self.later_reads[k])
 
-    def after(self, k: int, affected: bool, namespace: dict) -> None:
+    def after(self, k: int, affected: bool, namespace: dict, ran: bool = True) -> None:
         """Update what may differ from the reference once cell k has run (or been skipped): the names an
-        affected cell reads or binds whose values now differ from the reference's after that cell."""
+        affected cell reads or binds whose values now differ from the reference's after that cell.
+
+        After any cell that ran, every name that differed is compared again: a hidden test puts the
+        course's reference versions of earlier exercises into the namespace through ``globals()``,
+        which no scan of its source can see; a name back to the reference's value no longer makes
+        later cells run."""
         cell_names = self.names[k]
         bodies = {**self.bodies, **{n: (r, w) for n, r, w in cell_names.bodies}}
         reads, writes = _through_calls(cell_names, bodies)
         self._define(cell_names)
+        compared = set(self.changed) if ran else set()
         if affected:
             self.everything_changed |= cell_names.dynamic
+            compared |= reads | writes
+        if compared:
             reference = self.reference.contents_after(k)
-            for name, digest in _digests(reads | writes, namespace).items():
+            for name, digest in _digests(compared, namespace).items():
                 if digest is not None and digest == reference.get(name, "-"):
                     self.changed.discard(name)  # back to the reference's value (a test put a reference back)
-                else:
+                elif affected and name in reads | writes:
                     self.changed.add(name)
         self.in_step = self.reference.states[k + 1] is not None and _state() == self.reference.states[k + 1]
 
@@ -863,7 +874,7 @@ def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: 
             if tracker.settled(k):
                 break
             if tracker.skippable(k):
-                tracker.after(k, False, session.namespace)
+                tracker.after(k, False, session.namespace, ran=False)
                 continue
         # As students have it, run before the graded run: a failing hidden test puts the course's
         # reference in the namespace, and the visible checks would then pass.
