@@ -266,6 +266,36 @@ def test_a_name_a_test_puts_back_through_globals_no_longer_makes_later_cells_run
     assert "test_last" in every.ran and "test_last" not in skipping.ran, skipping.ran
 
 
+def test_demonstration_cells_are_left_out_with_the_generators_where_the_reference_left_them(tiny):
+    """A demonstration cell (it sizes a run with demo_size: utils/quick.py) makes nothing a graded cell
+    reads, so a case leaves it out, even one that changes what it calls, and sets the random generators
+    to where the reference's run of it left them: the cells after it stay in step and are not run."""
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source += "\ndef demo_size(full, quick):\n    return quick"
+    at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(
+        "SHOWN = [total([i]) + random.random() for i in range(demo_size(30, quick=3))]"))
+    nbformat.write(nb, path)
+    assert mutations.demonstration_cells(mutations.notebook_cells("tiny")) == {at}
+    _write(tiny, '''
+        [cases.total_off]
+        kind = "mistake"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return sum(double(x) for x in xs[:-1])"
+        [cases.breaks_the_demo]
+        kind = "correct"
+        about = "a demonstration that fails costs nothing: no test cell reads what it makes"
+        cells.sol_total = "def total(xs):\\n    if xs == [0]:\\n        raise ValueError('zero')\\n    return sum(map(double, xs))"
+    ''')
+    for skip in (True, False):
+        verdicts = {v.case.id: v for v in mutations.run("tiny", skip=skip)}
+        assert all(v.ok for v in verdicts.values()), [v.explain() for v in verdicts.values()]
+        assert ("test_square" in verdicts["total_off"].ran) is not skip, verdicts["total_off"].ran
+    left_out, every = (mutations.run("tiny", only=["total_off"], skip=skip)[0].cells_run for skip in (True, False))
+    assert left_out < every
+
+
 def test_a_broken_reference_notebook_is_reported(tiny):
     _write(tiny, '[cases.a]\nkind = "correct"\ncells.sol_double = "def double(x):\\n    return 2 * x"\n')
     (tiny.parent.parent / "source" / "tiny" / "data.txt").write_text("4")

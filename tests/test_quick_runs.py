@@ -54,16 +54,8 @@ def _names_defined(source: str) -> set[str]:
 
 
 def demonstration_cells(cells) -> set[str]:
-    """Grade ids of the demonstration cells: provided cells that call demo_size, or that read a
-    name a demonstration cell defines (the run sizes, the helpers that show a run)."""
-    demos, defined = set(), set()
-    for cell in cells:
-        if cell.is_solution or cell.is_test:
-            continue
-        if "demo_size(" in cell.source or _names_read(cell.source) & defined:
-            demos.add(cell.grade_id)
-            defined |= _names_defined(cell.source)
-    return demos
+    """Grade ids of the demonstration cells, as the mutation suite finds them (it leaves them out)."""
+    return {cells[index].grade_id for index in mutations.demonstration_cells(cells)}
 
 
 def _names_read(source: str) -> set[str]:
@@ -162,3 +154,11 @@ def test_graded_cells_of_landscape_see_the_same_objects_with_and_without_the_dem
               for cell, seen in with_demos["seen"].items()}
     assert not any(differ.values()), f"graded cells that see other objects when the demonstrations run: {differ}"
     assert with_demos["seen"].keys() == without["seen"].keys()
+
+
+def test_only_the_landscape_notebook_has_demonstration_cells():
+    """The mutation suite leaves every demonstration cell out of its cases; that is sound only where
+    the test above proves the rule, so a notebook that gains them must be added to it."""
+    with_demos = [name for name in mutations.assignments_with_cases()
+                  if mutations.demonstration_cells(mutations.notebook_cells(name))]
+    assert with_demos == [ASSIGNMENT], with_demos

@@ -37,7 +37,11 @@ stops as soon as no later cell reads a differing global. After every cell it ran
 that differed are compared again: hidden tests put the course's reference versions of earlier
 exercises back through ``globals()``, which the scan cannot see, and a global back to the
 reference's value makes no later cell run (this halves the landscape suite's cost). The test
-cells of the case's own solution cells always run. What this cannot see: files a case writes, and changes made
+cells of the case's own solution cells always run. The *demonstration cells* (``demonstration_cells``:
+those that size a run with ``demo_size``, utils/quick.py, and those that read what they define)
+are left out: by the course's rule no graded cell reads what they make (tests/test_quick_runs.py
+proves it on the reference), so they cannot change a verdict; the child sets the random generators
+to where the recorder's run of the cell left them, so the cells after it stay in step. What this cannot see: files a case writes, and changes made
 through objects the case reached without naming them (a library's module attributes); the
 cases are written so that neither matters, and ``run(..., skip=False)`` runs every later cell
 to check that.
@@ -602,28 +606,75 @@ class _Reference:
     states: tuple[str | None, ...]  # states[k]: the process-wide state before cell k; states[k + 1]: after it
     contents: tuple[dict, ...] = ()  # contents[k]: name -> digest of its value after cell k (``_digests``)
     modules: tuple[str, ...] = ()  # the modules the notebook imported, in import order
+    generators: dict[int, list] = field(default_factory=dict)  # demonstration cell k -> the generators after it
 
     def contents_after(self, k: int) -> dict:
         return self.contents[k] if k < len(self.contents) else {}
 
 
-def _record(session: _Session, cells: list[Cell], timeout: float) -> _Reference:
+def _record(session: _Session, cells: list[Cell], timeout: float, demos: frozenset[int] = frozenset()) -> _Reference:
     """Run the reference notebook in a child: the process-wide state and the contents of every global
-    after every cell, and the modules it imports. If the run fails, nothing is known (no cell is
-    skipped) and the parent's own run reports why."""
+    after every cell, the random generators after each demonstration cell (``demos``), and the
+    modules it imports. If the run fails, nothing is known (no cell is skipped) and the parent's own
+    run reports why."""
 
     def work():
-        states, contents = [_state()], []
+        states, contents, generators = [_state()], [], {}
         for cell in cells:
             session.run(cell)
             states.append(_state())
             contents.append(_digests([n for n in session.namespace if not n.startswith("__")], session.namespace))
-        return {"states": states, "contents": contents, "modules": list(sys.modules)}
+            if cell.index in demos:
+                generators[cell.index] = _generators()
+        return {"states": states, "contents": contents, "modules": list(sys.modules), "generators": generators}
 
     result = _in_child(work, timeout)
     if "error" in result:
         return _Reference((None,) * (len(cells) + 1))
-    return _Reference(tuple(result["states"]), tuple(result["contents"]), tuple(result["modules"]))
+    return _Reference(tuple(result["states"]), tuple(result["contents"]), tuple(result["modules"]),
+                      {int(k): v for k, v in result["generators"].items()})
+
+
+def _generators() -> list:
+    """The random generators' states (Python's, numpy's global one, torch's CPU one), as JSON."""
+    import random
+
+    import numpy
+    import torch
+
+    version, python, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = numpy.random.get_state()
+    return [[version, list(python), gauss], [kind, keys.tolist(), position, has_gauss, cached],
+            torch.random.get_rng_state().tolist()]
+
+
+def _set_generators(saved: list) -> None:
+    """Put the random generators where ``_generators`` found them."""
+    import random
+
+    import numpy
+    import torch
+
+    (version, python, gauss), (kind, keys, position, has_gauss, cached), state = saved
+    random.setstate((version, tuple(python), gauss))
+    numpy.random.set_state((kind, numpy.array(keys, dtype=numpy.uint32), position, has_gauss, cached))
+    torch.random.set_rng_state(torch.tensor(state, dtype=torch.uint8))
+
+
+def demonstration_cells(cells: list[Cell], names: list[_Names | None] | None = None) -> frozenset[int]:
+    """The demonstration cells (utils/quick.py): provided cells that size a run with ``demo_size``, or
+    that read a name a demonstration cell defines (the run sizes, the helpers that show a run). By the
+    course's rule no graded cell reads what they make (tests/test_quick_runs.py proves it)."""
+    names = [_scan(c.source) for c in cells] if names is None else names
+    demos, defined = set(), set()
+    for cell, cell_names in zip(cells, names):
+        if cell.is_solution or cell.is_test or cell_names is None:
+            continue
+        reads = set(cell_names.reads).union(*(r for _, r, _ in cell_names.bodies))
+        if "demo_size" in reads or reads & defined:
+            demos.add(cell.index)
+            defined |= cell_names.writes
+    return frozenset(demos)
 
 
 def _warm(modules: tuple[str, ...]) -> None:
@@ -760,8 +811,10 @@ class _Tracker:
     ``names[k]``: what cell k reads and writes, the case's version merged with the reference's
     for a replaced cell (None: it does not parse, so it binds nothing the reference binds)."""
 
-    def __init__(self, case: Case, cells: list[Cell], first: int, names: list[_Names], reference: _Reference):
+    def __init__(self, case: Case, cells: list[Cell], first: int, names: list[_Names], reference: _Reference,
+                 demos: frozenset[int] = frozenset()):
         self.case, self.cells, self.first, self.names, self.reference = case, cells, first, names, reference
+        self.demos = demos  # left out after the fork: no graded cell reads what they make
         self.bodies: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         for cell_names in names[:first]:
             self._define(cell_names)
@@ -771,7 +824,8 @@ class _Tracker:
         # later_reads[k]: every global a cell after k may read (to skip only cells nobody needs)
         self.later_reads = [set() for _ in cells]
         for k in range(len(cells) - 2, -1, -1):
-            self.later_reads[k] = self.later_reads[k + 1] | _through_calls(names[k + 1], everything)[0]
+            later = set() if k + 1 in demos else _through_calls(names[k + 1], everything)[0]
+            self.later_reads[k] = self.later_reads[k + 1] | later
         # The test cells of the case's own solution cells always run, even where the case computes
         # what the reference computes: the suite proves those tests on every case.
         self.own_tests = {t.index for g in case.cells for c in cells if c.grade_id == g for t in tests_of(cells, c.index)}
@@ -798,6 +852,8 @@ class _Tracker:
         bodies = dict(self.bodies)
         for j in range(k, len(self.cells)):
             bodies.update({n: (r, w) for n, r, w in self.names[j].bodies})
+            if j in self.demos:
+                continue
             if self.replaced(j) or j in self.own_tests or _through_calls(self.names[j], bodies)[0] & self.changed:
                 return False
         return True
@@ -865,10 +921,15 @@ def _as_released(session: _Session, cell: Cell) -> str | None:
 
 def _child(session: _Session, case: Case, cells: list[Cell], first: int, names: list[_Names],
            reference: _Reference, skip: bool, released: bool = False) -> dict:
-    tracker = _Tracker(case, cells, first, names, reference)
+    # The demonstration cells are left out (skip=False runs them): no graded cell reads what they make.
+    tracker = _Tracker(case, cells, first, names, reference, frozenset(reference.generators) if skip else frozenset())
     ran, failed, visible, seen_released, executed = [], {}, [], {}, 0
     for k in range(first, len(cells)):
         cell = cells[k]
+        if k in tracker.demos:
+            _set_generators(reference.generators[k])  # where the reference's run of it left them
+            tracker.after(k, False, session.namespace, ran=False)
+            continue
         affected = tracker.affected(k)
         if skip and not affected:
             if tracker.settled(k):
@@ -968,7 +1029,7 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
             session = _Session(workdir)
             reference_names = [session.names(cell.source) for cell in cells]
             _state()  # numpy seeds its global generator on first use: once here, so every child starts alike
-            reference = _record(session, cells, timeout * 2)
+            reference = _record(session, cells, timeout * 2, demonstration_cells(cells, reference_names))
             _warm(reference.modules)
             runs: dict[tuple, Verdict] = {}  # cases with the same code are one run, judged once per case
             for cell in cells:
