@@ -15,6 +15,7 @@ the first sandbox before the gradebook's code has even loaded (course/commands/g
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 
 from ..config import LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, Layout, helper_paths, settings
@@ -41,7 +42,14 @@ def notebooks(assignment: str) -> tuple[str, ...]:
 
 def fingerprint(assignment: str, student: str) -> str:
     inputs = [SUBMITTED / student / assignment, SOURCE / assignment]
-    return stamps.digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
+    stamp = stamps.digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
+    # The variant settings change which numbers are right: a new salt, or variants switched
+    # off, grades again. Without them (no [variants] table) the stamp is what it always was.
+    variants = settings().variants
+    if variants.salt or variants.off:
+        key = f"{stamp}\0{variants.salt}\0{assignment in variants.off}"
+        stamp = hashlib.sha256(key.encode()).hexdigest()
+    return stamp
 
 
 def jobs(assignment: str, who: list[str], force: bool, unsafe: bool) -> tuple[list[Job], list[Outcome]]:
@@ -55,7 +63,8 @@ def jobs(assignment: str, who: list[str], force: bool, unsafe: bool) -> tuple[li
                 and _recorded(assignment, student):
             skipped.append(Outcome(student, assignment, Status.UP_TO_DATE))
             continue
-        todo.append(Job(str(ROOT), assignment, student, stamp, unsafe, cfg.limits, cfg.max_notebook_mb, names))
+        todo.append(Job(str(ROOT), assignment, student, stamp, unsafe, cfg.limits, cfg.max_notebook_mb, names,
+                        settings().variants.kernel_environment()))
     return todo, skipped
 
 

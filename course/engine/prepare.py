@@ -32,8 +32,8 @@ from pathlib import Path
 
 import nbformat
 
-from .. import cells
-from ..config import HELPERS, Layout
+from .. import cells, variants
+from ..config import HELPERS, Layout, VariantSettings
 from . import guards, repair
 from .jobs import Job
 
@@ -128,6 +128,9 @@ def prepare(job: Job, home: str) -> Prepared:
         path = submission / f"{name}.ipynb"
         if path.is_file() and not path.is_symlink():
             nb = nbformat.read(path, as_version=4)
+            # Read from the file as handed in, before anything runs (course/variants.py).
+            prepared.flags += variants.check(nb, job.student, job.assignment,
+                                             VariantSettings.from_kernel_environment(job.variants))
             _prepare_notebook(nb, name, layout, job.assignment, prepared)
             guards.inject(nb, prepared.token, home, tuple(Path(h).stem for h in HELPERS))
             prepared.notebooks[name] = nbformat.writes(nb)
