@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Numbers] = {
 CHOICES: dict[str, tuple[Numbers, ...]] = {
     "rosenbrock": tuple(RosenbrockNumbers(start, lr)
                         for start in ((-1.5, 1.0), (-1.2, -0.5), (-0.8, 1.5), (-1.0, 2.0), (0.5, -1.0))
-                        for lr in (0.08, 0.1, 0.12)),
+                        for lr in (0.08, 0.12, 0.15)),
 }
 
 
