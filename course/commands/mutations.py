@@ -1011,8 +1011,8 @@ def _run_pass(assignment: str, cases: list[Case], cells: list[Cell], firsts: dic
                     verdicts[case.id] = runs[code] = replace(verdict, student=student)
                 failure = session.run(cell)
                 if failure:
-                    raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id} "
-                                      f"(student id {student!r}): {failure}")
+                    raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure} "
+                                      f"(run as student id {student!r})")
         finally:
             os.chdir(previous)
     return verdicts
