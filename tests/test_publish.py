@@ -26,6 +26,7 @@ CANARIES = {
 }
 CANARY = re.compile(r"(?:canary|CANARY)_\w+")
 STUDENT_TOP = {"release", "utils", "plot_loss.py", "loss_landscape", "convert_net.py", "README.md", "Makefile", ".gitignore", "requirements.txt",
+               "course.toml",
                ".published-files.json"}
 
 

@@ -6,7 +6,8 @@
   Colab badges, which name ``release/<assignment>/<notebook>.ipynb``, resolve in it);
 * the helper modules the notebooks import (course/config.py ``published_helpers()``:
   HELPERS minus ``hidden_tests``);
-* ``requirements.txt`` (the pins), a student ``README.md``, a ``Makefile`` whose
+* ``course.toml`` (the variants' salt and switches, which students' notebooks read),
+  ``requirements.txt`` (the pins), a student ``README.md``, a ``Makefile`` whose
   ``make lab`` opens JupyterLab for students, and a ``.gitignore`` for their work.
 
 The instructor repository stays private (it holds source/ with the solutions,
@@ -129,7 +130,7 @@ def student_readme() -> str:
 
 def _build(tree: Path) -> list[str]:
     """Write the student tree into the empty folder ``tree``; return its top-level names."""
-    names = ["release", "README.md", "Makefile", ".gitignore", "requirements.txt"]
+    names = ["release", "README.md", "Makefile", ".gitignore", "requirements.txt", "course.toml"]
     shutil.copytree(RELEASE, tree / "release", ignore=IGNORED)
     for helper in published_helpers():
         names.append(helper.name)
@@ -138,6 +139,8 @@ def _build(tree: Path) -> list[str]:
         else:
             shutil.copy2(helper, tree / helper.name)
     shutil.copy2(ROOT / "requirements.txt", tree / "requirements.txt")
+    # The notebooks compute each student's variant from its [variants] salt (utils/variant.py).
+    shutil.copy2(ROOT / "course.toml", tree / "course.toml")
     shutil.copy2(STUDENT_FILES / "Makefile", tree / "Makefile")
     shutil.copy2(STUDENT_FILES / "gitignore", tree / ".gitignore")
     (tree / "README.md").write_text(student_readme())
