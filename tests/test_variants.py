@@ -180,18 +180,26 @@ def test_the_mutation_suite_runs_under_two_ids_with_different_variants():
     assert mutations.suite_ids("landscape") == ("mutation-suite-1",)
 
 
-def test_the_copied_sample_carries_numbers_that_are_not_its_own():
-    """samples/rosenbrock: copied_from_correct typed B.2's numbers of `correct`; they must differ
-    from its own variant, or its declared failure of test_b2_path would not hold."""
+# Where each assignment's copied sample typed the numbers of its author: (cell, the code they show).
+COPIED = {
+    "rosenbrock": ("rosenbrock_b2_plot", lambda n: [f"[{n.start[0]}, {n.start[1]}]", f"lr={n.lr}"]),
+    "autodiff": ("autodiff_1_1", lambda n: [f"torch.tensor({n.point}, requires_grad=True)"]),
+}
+
+
+@pytest.mark.parametrize("assignment", sorted(numbers.DEFAULTS))
+def test_the_copied_sample_carries_numbers_that_are_not_its_own(assignment):
+    """samples/<assignment>: copied_from_correct typed the numbers of `correct`; they must differ
+    from its own variant, or its declared failure would not hold."""
     cfg = settings().variants
-    sample = next(s for s in samples.load("rosenbrock") if s.student == "copied_from_correct")
-    theirs = numbers.compute("rosenbrock", sample.student_id, cfg.salt).numbers
-    own = numbers.compute("rosenbrock", sample.student, cfg.salt).numbers
-    assert own != theirs
-    code = sample.cells["rosenbrock_b2_plot"]
-    assert f"[{theirs.start[0]}, {theirs.start[1]}]" in code and f"lr={theirs.lr}" in code, (
+    sample = next(s for s in samples.load(assignment) if s.student == "copied_from_correct")
+    theirs = numbers.compute(assignment, sample.student_id, cfg.salt).numbers
+    own = numbers.compute(assignment, sample.student, cfg.salt).numbers
+    assert sample.student_id == "correct" and own != theirs and sample.flags
+    cell, shown = COPIED[assignment]
+    assert all(text in sample.cells[cell] for text in shown(theirs)), (
         "the copy's numbers are those of `correct` under the course's salt: update them after a new salt")
-    content, _ = samples.render(sample, "rosenbrock", "rosenbrock")
+    content, _ = samples.render(sample, assignment, assignment)
     assert numbers.typed_id(nbformat.reads(content, as_version=4)) == "correct"
 
 

@@ -1,7 +1,7 @@
 """Per-student variants: the numbers of an exercise that depend on who hands it in.
 
 Some graded exercises use numbers of the student's own (a start point and a learning rate on
-Rosenbrock's function, the seed of the data and the point of evaluation in ``autodiff``), so
+Rosenbrock's function, the points where ``autodiff`` takes its first derivatives), so
 that a copied notebook carries the wrong numbers. This module is the one home of those
 numbers: the notebook (its first cells), the visible tests and the hidden tests all call
 ``variant(assignment, typed_id)`` and get the same ``Variant``.
@@ -54,18 +54,31 @@ class RosenbrockNumbers:
     lr: float
 
 
-Numbers = Union[RosenbrockNumbers]  # one typed value per assignment with variants
+@dataclass(frozen=True)
+class AutodiffNumbers:
+    """1.1: the point where f' is taken; 1.5: the point of the sigmoid's two derivatives."""
+
+    point: float
+    sigmoid_point: float
+
+
+Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assignment with variants
 
 # Each choice keeps the exercise's lesson: for Rosenbrock every start lies in the curved part
 # of the valley (|x| about 1, away from the minimum's straight stretch) and every rate lets
 # Adam reach the minimum in its 1000 steps while its path still bends along the valley.
 DEFAULTS: dict[str, Numbers] = {
     "rosenbrock": RosenbrockNumbers(start=(-1.0, -1.0), lr=0.1),
+    "autodiff": AutodiffNumbers(point=2.0, sigmoid_point=0.173),
 }
 CHOICES: dict[str, tuple[Numbers, ...]] = {
     "rosenbrock": tuple(RosenbrockNumbers(start, lr)
                         for start in ((-1.5, 1.0), (-1.2, -0.5), (-0.8, 1.5), (-1.0, 2.0), (0.5, -1.0))
                         for lr in (0.08, 0.12, 0.15)),
+    # f(x) = 2 / ((5 - x)^2 + 4) rises towards its peak at 5 on every point (f' > 0, not flat);
+    # the sigmoid's second derivative changes sign at 0, so both signs are among the points.
+    "autodiff": tuple(AutodiffNumbers(point, sigmoid_point) for point in (0.5, 1.0, 1.5, 2.5, 3.0, 3.5)
+                      for sigmoid_point in (-0.8, 0.35, 1.2)),
 }
 
 
