@@ -18,7 +18,7 @@ The contract:
   has no grader id and uses the typed one;
 * variants off for an assignment (course.toml ``[variants] off``) give ``DEFAULTS`` for any id;
 * where the settings come from: the environment the grader gives the kernel
-  (``COURSE_VARIANTS``: the assignments with variants off, comma separated, "" for none;
+  (``COURSE_VARIANTS_OFF``: the assignments with variants off, comma separated, "" for none;
   ``COURSE_VARIANT_SALT``), else course.toml in the repository root (JupyterLab and the Colab
   clone both have it), else on with an empty salt.
 
@@ -26,8 +26,8 @@ The threat: the typed id is student input, and the notebook's own ``VARIANT`` is
 cell can rebind. The grader never trusts either: it passes the submitting student's id to the
 kernel, the hidden tests call ``variant`` themselves, and the grader reads the typed id from
 the submitted file (never by running it) only to flag a notebook typed with another
-student's id (course/engine/variant_check.py). A notebook that changes ``COURSE_STUDENT_ID``
-in its kernel is flagged by the tamper guards (course/engine/guards.py).
+student's id (course/variants.py, course/engine/prepare.py). A notebook that changes
+``COURSE_STUDENT_ID`` in its kernel is flagged by the tamper guards (course/engine/guards.py).
 """
 
 from __future__ import annotations
