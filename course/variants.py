@@ -37,6 +37,14 @@ def check(nb, student: str, assignment: str, cfg: VariantSettings) -> list[str]:
             f"{numbers.normalise(student)!r}; graded on the variant of {numbers.normalise(student)!r}"]
 
 
+def stamp_key(assignment: str, cfg: VariantSettings) -> str:
+    """What of the variant settings a grade depends on ("" for an assignment without variants):
+    the grading stamp (course/engine/plan.py) includes it, so a new salt grades again."""
+    if assignment not in numbers.DEFAULTS:
+        return ""
+    return f"variants {'off' if assignment in cfg.off else 'on'}, salt {cfg.salt}"
+
+
 def graded(assignment: str, student: str, cfg: VariantSettings) -> str:
     """Which variant the grader used for ``student`` (the receipt and the feedback page), or ""
     for an assignment without variants."""

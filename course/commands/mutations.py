@@ -39,6 +39,12 @@ through objects the case reached without naming them (a library's module attribu
 cases are written so that neither matters, and ``run(..., skip=False)`` runs every later cell
 to check that.
 
+Variants. Where an assignment has per-student variants (utils/variant.py), every case runs under
+one of two student ids whose variants differ (``suite_ids``), picked by a stable hash of its id
+(``id_of``), with the id set as the grader sets it (``COURSE_STUDENT_ID``): the reference notebook
+runs once per id, every case once, so every hidden test is judged under two variants at the
+cost of one more reference run, and no test can lean on one student's numbers.
+
 Trust: the cases are instructor code, run with the instructor's privileges. They are never
 student submissions; those are graded by nbgrader (course/grading.py).
 """

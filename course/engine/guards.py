@@ -207,8 +207,8 @@ def inject(nb, token: str, home: str = str(INSIDE), helpers: tuple[str, ...] = (
     starts like one, and its ``rerun_after_restart`` mark (course/engine/execute.py) is dropped.
     """
     tests = tuple(sorted({hashlib.sha256(c.source.encode()).hexdigest() for c in nb.cells if cells.is_test(c)}))
-    fields = dict(token=token, variant_env=VARIANT_ENV, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home), helpers=tuple(helpers),
-                  tests=tests, mime=MIME)
+    fields = dict(token=token, variant_env=VARIANT_ENV, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home),
+                  helpers=tuple(helpers), tests=tests, mime=MIME)
     capture = _guard_cell(CAPTURE.format(**fields), 0)
     capture.metadata["course"] = {"rerun_after_restart": True}  # course/engine/execute.py: a fresh kernel needs it too
     for cell in nb.cells:

@@ -20,6 +20,7 @@ import tempfile
 
 from ..config import LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, Layout, helper_paths, settings
 from .. import files as stamps
+from .. import variants
 from .jobs import Job, Outcome, Status
 
 # Inputs besides the submission, source/ and the helpers that change a grade when they
@@ -44,12 +45,9 @@ def fingerprint(assignment: str, student: str) -> str:
     inputs = [SUBMITTED / student / assignment, SOURCE / assignment]
     stamp = stamps.digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
     # The variant settings change which numbers are right: a new salt, or variants switched
-    # off, grades again. Without them (no [variants] table) the stamp is what it always was.
-    variants = settings().variants
-    if variants.salt or variants.off:
-        key = f"{stamp}\0{variants.salt}\0{assignment in variants.off}"
-        stamp = hashlib.sha256(key.encode()).hexdigest()
-    return stamp
+    # off, grades again. An assignment without variants keeps the stamp it always had.
+    key = variants.stamp_key(assignment, settings().variants)
+    return hashlib.sha256(f"{stamp}\0{key}".encode()).hexdigest() if key else stamp
 
 
 def jobs(assignment: str, who: list[str], force: bool, unsafe: bool) -> tuple[list[Job], list[Outcome]]:
