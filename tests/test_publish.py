@@ -17,6 +17,7 @@ import nbformat
 from conftest import COURSE_PARTS, copy_course, run_course
 
 from course import cells as nbcells
+from course import config
 from utils import variant
 
 CANARIES = {
@@ -73,6 +74,9 @@ def test_published_tree_holds_what_students_need_and_nothing_secret(tmp_path):
     assert (dest / "release" / "autodiff" / "X.pt").is_file() and (dest / "release" / "autodiff" / "y.pt").is_file()
     assert (dest / "utils" / "handin.py").is_file() and (dest / "utils" / "colab_setup.py").is_file()
     assert not list(dest.rglob("make_*.py")), "data generator scripts are instructor material"
+    # Students' notebooks compute their variants from the published salt, the instructor's.
+    cfg = config.settings().variants
+    assert variant.settings(dest / "course.toml") == (cfg.salt, cfg.off)
 
     texts = _published_text(dest)
     for path, text in texts.items():
