@@ -59,6 +59,9 @@ def test_every_choice_keeps_the_lesson_and_none_is_the_default():
         assert len(set(choices)) == len(choices) >= 6
     for choice in numbers.CHOICES["rosenbrock"]:  # the curved part of the valley, a rate Adam handles
         assert 0.4 <= abs(choice.start[0]) <= 1.5 and -1.0 <= choice.start[1] <= 2.0 and 0.05 <= choice.lr <= 0.2
+    for choice in numbers.CHOICES["autodiff"]:  # f rises towards its peak at 5; sigma'' takes both signs
+        assert 0 < choice.point < 5 and -2 < choice.sigmoid_point < 2
+    assert len({c.sigmoid_point > 0 for c in numbers.CHOICES["autodiff"]}) == 2
 
 
 def test_the_grader_id_wins_over_the_typed_one(monkeypatch):
