@@ -6,6 +6,7 @@
   the variant of the student who handed it in (the kernel gets ``Job.student``, never the
   typed id), so numbers copied from that other student fail; the flag holds the grade for a
   person (course/review.py), because the notebook most likely is that student's work;
+* ``put_back_id_cell``: a notebook whose id cell was deleted gets the release's back;
 * ``graded``: the line the receipt and the feedback page show: which variant was graded.
 
 Threat: the typed id is student input. It decides nothing about the score; it can only add a
@@ -13,6 +14,8 @@ flag, and a notebook that types no id, or its own, is not flagged.
 """
 
 from __future__ import annotations
+
+import copy
 
 from utils import variant as numbers
 
@@ -35,6 +38,19 @@ def check(nb, student: str, assignment: str, cfg: VariantSettings) -> list[str]:
         return []
     return [f"{FLAG}: the notebook's STUDENT_ID is {numbers.normalise(typed)!r}, it was handed in by "
             f"{numbers.normalise(student)!r}; graded on the variant of {numbers.normalise(student)!r}"]
+
+
+def put_back_id_cell(nb, released) -> bool:
+    """Give a notebook that lost its id cell (nothing binds STUDENT_ID) the release's, at its
+    place, so the cells that read ``VARIANT`` run; the grader's id decides the numbers anyway.
+    Returns whether it did."""
+    if typed_id(nb) is not None:
+        return False
+    at = next((i for i, cell in enumerate(released.cells) if numbers.typed_in(cell) is not None), None)
+    if at is None:
+        return False
+    nb.cells.insert(min(at, len(nb.cells)), copy.deepcopy(released.cells[at]))
+    return True
 
 
 def stamp_key(assignment: str, cfg: VariantSettings) -> str:

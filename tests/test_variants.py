@@ -152,6 +152,25 @@ def test_grading_flags_the_copy_and_gives_the_kernel_the_submitting_students_id(
     assert worker._environment(tmp_path, tmp_path, job)[numbers.GRADER_ID] == "bob"
 
 
+def test_a_deleted_id_cell_is_put_back_empty_and_nothing_is_flagged(tmp_path):
+    for part in ("source", "release"):
+        (tmp_path / part).symlink_to(ROOT / part)
+    folder = tmp_path / "submitted" / "carol" / "rosenbrock"
+    folder.mkdir(parents=True)
+    nb = nbformat.read(ROOT / "release" / "rosenbrock" / "rosenbrock.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if c.get("id") != colab.STUDENT_ID_CELL]
+    assert numbers.typed_id(nb) is None
+    nbformat.write(nb, folder / "rosenbrock.ipynb")
+    job = Job(str(tmp_path), "rosenbrock", "carol", "f", True, Limits(), 100, ("rosenbrock",),
+              settings().variants.kernel_environment())
+    prepared = prepare.prepare(job, str(tmp_path))
+    graded = nbformat.reads(prepared.notebooks["rosenbrock"], as_version=4)
+    assert numbers.typed_id(graded) == "" and not prepared.flags
+    assert any("lacked its student-id cell: put back" in note for note in prepared.notes)
+    [at] = [i for i, c in enumerate(graded.cells) if numbers.typed_in(c) is not None]
+    assert graded.cells[at - 1].metadata.get(colab.MARKER) == "colab-setup"
+
+
 def test_changing_the_graders_id_in_the_kernel_is_flagged():
     nb = _notebook('import os\nos.environ["COURSE_STUDENT_ID"] = "alice"')
     assert any("student id or variant settings" in f for f in guards.static_scan(nb))

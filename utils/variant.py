@@ -141,19 +141,27 @@ def typed_id(nb) -> str | None:
     not parse are skipped. The grader flags on it; the hand-in check shows it."""
     found = None
     for cell in nb.cells:
-        if cell.cell_type != "code" or ID_NAME not in cell.source:
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
-            value = getattr(node, "value", None)
-            if any(isinstance(t, ast.Name) and t.id == ID_NAME for t in targets) \
-                    and isinstance(value, ast.Constant) and isinstance(value.value, str):
-                found = value.value
+        typed = typed_in(cell)
+        found = typed if typed is not None else found
+    return found
+
+
+def typed_in(cell) -> str | None:
+    """The last string one cell binds to STUDENT_ID at its top level, or None."""
+    if cell.cell_type != "code" or ID_NAME not in cell.source:
+        return None
+    try:
+        tree = ast.parse(cell.source)
+    except (SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == ID_NAME for t in targets) \
+                and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            found = value.value
     return found
 
 

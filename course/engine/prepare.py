@@ -144,6 +144,9 @@ def _prepare_notebook(nb, name: str, layout: Layout, assignment: str, prepared: 
         released = nbformat.read(release, as_version=4)
         provided = {c.source.strip() for c in released.cells if c.cell_type == "code"}
         restored, missing = repair.restore_metadata(nb, released)
+        if variants.put_back_id_cell(nb, released):
+            prepared.notes.append(f"{name}.ipynb lacked its student-id cell: put back from the assignment (the "
+                                  "grader uses the id of the student who handed it in)")
         if restored:
             prepared.notes.append(f"{name}.ipynb had lost nbgrader's cell metadata (Colab or another editor): "
                                   f"{len(restored)} cell(s) matched to the assignment by id, content or position")

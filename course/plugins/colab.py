@@ -1,5 +1,6 @@
 """The cells the course adds to every release notebook: the "Open in Colab" badge, the
-Colab setup cell (first), and the hand-in section (last).
+Colab setup cell (first), the student-id cell after it where the assignment has per-student
+variants (utils/variant.py), and the hand-in section (last).
 
 Both are generated while nbgrader builds release/ (the AddColabCells
 preprocessor below is part of GenerateAssignment's pipeline in
