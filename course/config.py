@@ -157,6 +157,7 @@ class Settings:
     colab_packages: dict[str, str]  # module name -> pip requirement
     due: dict[str, datetime] = field(default_factory=dict)  # assignment -> due date (with offset)
     grading: GradingSettings = field(default_factory=lambda: GradingSettings())  # [grading]; defaults where absent
+    variants: VariantSettings = field(default_factory=lambda: VariantSettings())  # [variants]
 
     @property
     def repository_url(self) -> str:
@@ -212,6 +213,36 @@ class GradingSettings:
         return cls(**{k: v for k, v in table.items() if k in own}, limits=limits)
 
 
+@dataclass(frozen=True)
+class VariantSettings:
+    """Per-student variants (course.toml ``[variants]``; utils/variant.py computes them): the
+    course's salt, and the assignments whose exercises use the default numbers for everyone."""
+
+    salt: str = ""
+    off: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_table(cls, table: dict) -> "VariantSettings":
+        unknown = sorted(set(table) - {"salt", "off"})
+        if unknown:
+            raise CourseError(f"[variants] has unknown settings {', '.join(unknown)}; known: off, salt")
+        off = table.get("off", [])
+        if not isinstance(table.get("salt", ""), str) or not isinstance(off, list) \
+                or not all(isinstance(a, str) for a in off):
+            raise CourseError('[variants]: salt is a string and off a list of assignment names, like off = ["mnist"]')
+        return cls(table.get("salt", ""), frozenset(off))
+
+    @classmethod
+    def from_kernel_environment(cls, env: dict[str, str]) -> "VariantSettings":
+        """The settings a Job carries (``kernel_environment``), back."""
+        off = frozenset(a for a in env.get("COURSE_VARIANTS_OFF", "").split(",") if a)
+        return cls(env.get("COURSE_VARIANT_SALT", ""), off)
+
+    def kernel_environment(self) -> dict[str, str]:
+        """What a grading kernel needs to compute variants without course.toml (utils/variant.py)."""
+        return {"COURSE_VARIANT_SALT": self.salt, "COURSE_VARIANTS_OFF": ",".join(sorted(self.off))}
+
+
 @cache
 def settings(path: Path = SETTINGS_FILE) -> Settings:
     try:
@@ -229,6 +260,7 @@ def settings(path: Path = SETTINGS_FILE) -> Settings:
             colab_packages=dict(colab.get("packages", {})),
             due=_due_dates(data.get("due", {}), path),
             grading=GradingSettings.from_table(data.get("grading", {})),
+            variants=VariantSettings.from_table(data.get("variants", {})),
         )
     except KeyError as exc:
         raise CourseError(f"{path} lacks the setting {exc}") from None

@@ -76,14 +76,17 @@ def input_hashes(root: Path, student: str, assignment: str, python: str) -> dict
 
 
 def make(root: Path, student: str, assignment: str, cells: dict[str, dict[str, float]], flags: list[str],
-         run: dict[str, str], handed_in: str = "") -> dict:
-    """A receipt (see the module docstring); ``handed_in``: the submission time, if known."""
+         run: dict[str, str], handed_in: str = "", variant: str = "") -> dict:
+    """A receipt (see the module docstring); ``handed_in``: the submission time, if known;
+    ``variant``: which per-student variant was graded (course/variants.py ``graded``)."""
     body = {
         "version": VERSION, "student": student, "assignment": assignment,
         "inputs": input_hashes(root, student, assignment, run.get("python", "")),
         "run": {key: str(run.get(key, "")) for key in RUN},
         "cells": cells, "flags": list(flags), "handed_in": handed_in,
     }
+    if variant:  # absent for an assignment without variants: such receipts stay as they were
+        body["variant"] = variant
     return {"id": identity(body), **body,
             "graded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
@@ -157,6 +160,8 @@ def text(receipt: dict) -> str:
     lines += [f"  {name:<16} {receipt['inputs'].get(name) or '(none)'}  {about}" for name, about in INPUTS.items()]
     lines.append("run:")
     lines += [f"  {key:<16} {receipt['run'].get(key, '')}" for key in RUN]
+    if receipt.get("variant"):
+        lines.append(f"variant graded: {receipt['variant']}")
     lines.append(f"autograded cells (total {total(receipt):g}):")
     for nb, cells in receipt["cells"].items():
         lines += [f"  {nb}/{gid:<24} {score:g}" for gid, score in cells.items()]

@@ -41,6 +41,7 @@ from hidden_tests.common import (call, check_defined, check_detached, check_floa
 from utils.checks import check_close, check_figure, check_tensor
 from utils.figures import check_curve, legend_labels, main_axes
 from utils.seed import seed_everything
+from utils.variant import DEFAULTS, variant
 
 # The settings the sheet states for the run of 2.3 (tests/test_assignment_data.py checks
 # that with them the best-validation epoch is not the last, and that neighbouring epochs
@@ -259,14 +260,21 @@ def _sheet_split(X, y) -> dict:
 # Part 1
 
 
-def test_derivative_at_point(x, dfdx) -> None:
-    """1.1: f'(2) for f(x) = 2 / ((5 - x)^2 + 4), read from x.grad after f.backward()."""
-    rule = "the sheet says: make x a tensor holding 2.0 with requires_grad=True, call f.backward() and read x.grad"
+def test_derivative_at_point(x, dfdx, student_id: str = "") -> None:
+    """1.1: f'(point) for f(x) = 2 / ((5 - x)^2 + 4) at the student's own point (utils/variant.py;
+    the grader's id wins over the typed one), read from x.grad after f.backward()."""
+    point, default = variant("autodiff", student_id).numbers.point, DEFAULTS["autodiff"].point
+    rule = ("the sheet says: make x a tensor holding your point (point, from your student id) with "
+            "requires_grad=True, call f.backward() and read x.grad")
     assert isinstance(x, torch.Tensor) and x.requires_grad and x.numel() == 1, f"{rule}; x is not such a tensor"
-    assert float(x.detach()) == 2.0, f"{rule}; x does not hold 2.0"
+    held = float(x.detach())
+    if held != point and held == default:
+        raise AssertionError(f"{rule}; x holds the default point, not your own point")
+    assert held == point, f"{rule}; x does not hold your point"
     assert x.grad is not None, f"{rule}; x.grad is None: the derivative did not come from f.backward()"
     check_close(dfdx, x.grad, "dfdx", hint="Store the value of x.grad in dfdx.")
-    check_close(dfdx, 12 / 169, "dfdx", hint="Differentiate f at x = 2; compare with the chain rule on paper.")
+    check_close(dfdx, 4 * (5 - point) / ((5 - point) ** 2 + 4) ** 2, "dfdx",
+                hint="Differentiate f at your point; compare with the chain rule on paper.")
 
 
 def test_values_and_derivatives(values_and_derivatives, sig, dsig, x, namespace=None) -> None:
@@ -350,13 +358,19 @@ def test_matrix_gradient(matrix_gradient, grad_trace) -> None:
                     hint="Differentiate the number fn(A) with respect to every entry of A.")
 
 
-def test_derivatives_at(derivatives_at, first_derivative, second_derivative) -> None:
-    """1.5: derivatives_at(fn, x0) -> two Python floats, on the sigmoid and on other functions."""
+def test_derivatives_at(derivatives_at, first_derivative, second_derivative, student_id: str = "") -> None:
+    """1.5: derivatives_at(fn, x0) -> two Python floats, on the sigmoid at the student's own point
+    (utils/variant.py) and on other functions."""
     rule = "the sheet says: return fn'(x0) and fn''(x0) as Python floats"
     for value, name in ((first_derivative, "first_derivative"), (second_derivative, "second_derivative")):
         assert is_float(value), f"{rule}; {name} is a {type(value).__name__}: use .item()"
-    s = torch.sigmoid(torch.tensor(0.173, dtype=torch.float64))
-    check_close(first_derivative, s * (1 - s), "first_derivative")
+    point, default = variant("autodiff", student_id).numbers.sigmoid_point, DEFAULTS["autodiff"].sigmoid_point
+    s0 = torch.sigmoid(torch.tensor(default, dtype=torch.float64))
+    if point != default and math.isclose(first_derivative, float(s0 * (1 - s0)), rel_tol=1e-4):
+        raise AssertionError("the sheet says: compute the sigmoid's derivatives at your own point sigmoid_point, "
+                             "which comes from your student id; first_derivative is the one at the default point")
+    s = torch.sigmoid(torch.tensor(point, dtype=torch.float64))
+    check_close(first_derivative, s * (1 - s), "first_derivative", hint="At your own point, sigmoid_point.")
     check_close(second_derivative, s * (1 - s) * (1 - 2 * s), "second_derivative",
                 hint="Differentiate the first derivative, computed with create_graph=True.")
     for x0 in (0.6, -1.3):

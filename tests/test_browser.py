@@ -20,6 +20,9 @@ import browser
 import classroom
 from classroom import ASSIGNMENT, CRITERIA, MODEL_ANSWER
 
+from course import config
+from utils import variant
+
 try:
     from selenium.webdriver.common.by import By
 except ImportError:  # browser.find_browser() says how to get it
@@ -30,7 +33,8 @@ ROOT = browser.ROOT
 # Grading takes time: one honest submission for the formgrader, and the leaker, whose reading
 # of the hidden tests is flagged, for the evidence on top of its notebook.
 BROWSER_STUDENTS = ("good", "leaker")
-ANSWER_1_1 = "x = torch.tensor(2.0, requires_grad=True)\nf = 2 / ((5 - x) ** 2 + 2**2)\nf.backward()\ndfdx = x.grad"
+ANSWER_1_1 = "x = torch.tensor(point, requires_grad=True)\nf = 2 / ((5 - x) ** 2 + 2**2)\nf.backward()\ndfdx = x.grad"
+STUDENT = "ada"  # the id the student typed in the id cell (utils/variant.py: 1.1's point comes from it)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +43,8 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("classroom")
     classroom.build(root, students=BROWSER_STUDENTS)
     shutil.copytree(ROOT / "release" / "autodiff", root / "student" / "autodiff")
+    notebook = root / "student" / "autodiff" / "autodiff.ipynb"
+    notebook.write_text(notebook.read_text().replace('STUDENT_ID = \\"\\"', f'STUDENT_ID = \\"{STUDENT}\\"', 1))
     shutil.copytree(ROOT / "source" / "optimizers", root / "instructor" / "optimizers")
     browser.SCREENSHOTS.mkdir(exist_ok=True)
     lab = browser.Lab(root, tmp_path_factory.mktemp("logs") / "lab.log")
@@ -114,7 +120,9 @@ def test_a_student_fills_in_an_answer_runs_and_validates(session):
     menu(driver, "Run", "Run All Cells")
     # Run All stops at the first cell that still raises NotImplementedError (1.2): by then
     # the filled-in cell printed its value and its test cell ran without an error.
-    wait_for(lambda: "dfdx = 0.07101" in todo.text, 90, "the answer cell to run", driver, "timeout-run.png")
+    point = variant.compute("autodiff", STUDENT, config.settings().variants.salt).numbers.point
+    shown = f"dfdx = {4 * (5 - point) / ((5 - point) ** 2 + 4) ** 2:.5f}"
+    wait_for(lambda: shown in todo.text, 90, "the answer cell to run", driver, "timeout-run.png")
     test_cell = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")[cells.index(todo) + 1]
     assert "# Test 1.1" in test_cell.text
     wait_for(lambda: "[" in test_cell.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text

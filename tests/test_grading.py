@@ -130,8 +130,38 @@ def test_unreadable_submissions_are_reported_and_do_not_stop_grading(graded):
         line = next(l for l in graded.output.splitlines() if l.strip().startswith(sample.student))
         assert "error" in line and sample.error in line, line
         assert scores.read(graded.assignment, sample.student, db=graded.db) is None
-    graded_count = sum(1 for l in graded.output.splitlines() if re.fullmatch(r"\s+\S+\s+graded(: .*)?", l))
+    # A sample that declares flags (a copied notebook) is graded and flagged.
+    graded_count = sum(1 for l in graded.output.splitlines() if re.fullmatch(r"\s+\S+\s+(graded|flagged)(: .*)?", l))
     assert graded_count == len(samples.load(graded.assignment)) - len(raw)
+
+
+def test_samples_are_flagged_as_declared_and_held(graded):
+    """A copied notebook (another student's id typed in) is flagged and held for review; no other
+    sample is flagged; every receipt and feedback page of an assignment with variants names the
+    variant graded: the submitting student's, whatever id the notebook typed."""
+    from course import receipts, review, variants
+    from course.config import Layout, settings
+
+    layout = Layout(graded.root)
+    cfg = settings().variants
+    with open(graded.root / "grades.csv") as handle:
+        rows = {r["student"]: r for r in csv.DictReader(handle) if r["assignment"] == graded.assignment}
+    for sample in (s for s in samples.load(graded.assignment) if s.raw is None):
+        receipt = receipts.read(layout, sample.student, graded.assignment)
+        missing = [p for p in sample.flags if not any(p in f for f in receipt["flags"])]
+        assert not missing, f"{sample.student}: flags {receipt['flags']} lack {missing}"
+        if not sample.flags:
+            assert receipt["flags"] == [], f"{sample.student} was flagged: {receipt['flags']}"
+            continue
+        assert rows[sample.student]["total"] == "" and rows[sample.student]["review"].startswith("held for review")
+        assert review.standing(sample.student, graded.assignment, layout).held
+    if not variants.applies(graded.assignment, cfg):
+        return
+    for student in ("correct", *(s.student for s in samples.load(graded.assignment) if s.flags)):
+        shown = variants.graded(graded.assignment, student, cfg)
+        assert receipts.read(layout, student, graded.assignment)["variant"] == shown and f"'{student}'" in shown
+        page = graded.root / "feedback" / student / graded.assignment / f"{graded.assignment}.html"
+        assert f"Variant graded (the numbers of your own exercises): {shown}" in _text(page)
 
 
 def test_grading_never_modifies_a_submission(graded):

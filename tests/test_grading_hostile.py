@@ -143,6 +143,10 @@ def cases(root, port):
         "import_hook": "import sys\nclass Finder:\n    def find_spec(self, *a):\n        return None\n"
                        "sys.meta_path.insert(0, Finder())\nvalue = 41",
         "exit_in_test": "import os\nvalue = 42",  # helper below exits the kernel inside test_helper
+        # Poses as another student for the variant the tests compute (utils/variant.py), disguised
+        # from the static scan: the check after each test cell compares the grader's id.
+        "grader_id_at_runtime": ("_os = __import__('o' + 's')\n_os.environ['COURSE_' + 'STUDENT' + '_ID'] = 'someone'\n"
+                                 "value = 41"),
         # The grader's references are importable while it grades: flagged, whatever it does with them.
         "imports_hidden_tests": attempt("import hidden_tests"),
         # A package named like a course helper, written next to the notebook and put first on sys.path.
@@ -423,6 +427,12 @@ def test_tampering_is_flagged_for_review(batches, student):
 
     with open_gradebook(root / "gradebook.db") as gb:
         assert gb.find_submission_notebook("mini", "mini", student).flagged
+
+
+def test_changing_the_graders_student_id_is_caught_at_run_time(batches):
+    root, output, *_ = batches
+    line = _line(output, "grader_id_at_runtime")
+    assert "os.environ['COURSE_STUDENT_ID']" in line and "student id or variant settings" not in line, line
 
 
 def test_a_submission_that_stops_the_runner_scores_nothing_and_is_flagged(batches):

@@ -341,3 +341,27 @@ def test_every_graded_cell_has_enough_cases(assignment):
     thin = {cell: counts.get(cell, (0, 0)) for cell, points in graded.items()
             if points and (counts.get(cell, (0, 0))[0] < MIN_CORRECT or counts.get(cell, (0, 0))[1] < MIN_MISTAKES)}
     assert not thin, f"graded cells with fewer than {MIN_CORRECT} correct variants or {MIN_MISTAKES} mistakes: {thin}"
+
+
+def test_cases_run_under_two_student_ids_one_reference_pass_each(tiny, monkeypatch):
+    """Every hidden test meets two variants: each case runs under the id its own id hashes to,
+    and the child sees that id as the grader's (utils/variant.py reads COURSE_STUDENT_ID)."""
+    ids = ("student-a", "student-b")
+    monkeypatch.setattr(mutations, "suite_ids", lambda assignment: ids)
+    names = [f"case{n}" for n in range(20)]
+    first = next(n for n in names if mutations.id_of(n, ids) == ids[0])
+    second = next(n for n in names if mutations.id_of(n, ids) == ids[1])
+    assert mutations.id_of(first, ids) == mutations.id_of(first, ids)  # stable
+    cases = "".join(f'''
+        [cases.{name}]
+        kind = "mistake"
+        about = "reports the id it runs under"
+        fails = ["test_double", "test_total"]
+        cells.sol_double = "import os\\ndef double(x):\\n    raise AssertionError('as ' + os.environ['COURSE_STUDENT_ID'])"
+    ''' for name in (first, second))
+    _write(tiny, cases)
+    verdicts = {v.case.id: v for v in mutations.run("tiny")}
+    for name, student in ((first, ids[0]), (second, ids[1])):
+        assert verdicts[name].ok and verdicts[name].student == student
+        assert verdicts[name].failed["test_double"] == f"AssertionError: as {student}"
+    assert "[2 student ids: student-a, student-b]" in mutations.summary("tiny", list(verdicts.values()))

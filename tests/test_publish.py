@@ -17,6 +17,8 @@ import nbformat
 from conftest import COURSE_PARTS, copy_course, run_course
 
 from course import cells as nbcells
+from course import config
+from utils import variant
 
 CANARIES = {
     "solution": "canary_solution_7f3a = 1",
@@ -26,6 +28,7 @@ CANARIES = {
 }
 CANARY = re.compile(r"(?:canary|CANARY)_\w+")
 STUDENT_TOP = {"release", "utils", "plot_loss.py", "loss_landscape", "convert_net.py", "README.md", "Makefile", ".gitignore", "requirements.txt",
+               "course.toml",
                ".published-files.json"}
 
 
@@ -71,6 +74,9 @@ def test_published_tree_holds_what_students_need_and_nothing_secret(tmp_path):
     assert (dest / "release" / "autodiff" / "X.pt").is_file() and (dest / "release" / "autodiff" / "y.pt").is_file()
     assert (dest / "utils" / "handin.py").is_file() and (dest / "utils" / "colab_setup.py").is_file()
     assert not list(dest.rglob("make_*.py")), "data generator scripts are instructor material"
+    # Students' notebooks compute their variants from the published salt, the instructor's.
+    cfg = config.settings().variants
+    assert variant.settings(dest / "course.toml") == (cfg.salt, cfg.off)
 
     texts = _published_text(dest)
     for path, text in texts.items():
@@ -153,13 +159,16 @@ def test_notebook_from_published_tree_runs_on_simulated_colab_and_hands_in(tmp_p
     content = tmp_path / "content"  # Colab's working folder: only the notebook, opened from GitHub
     content.mkdir()
     nb = nbformat.read(repo / "release" / "autodiff" / "autodiff.ipynb", as_version=4)
-    setup = nb.cells[1]
+    setup, student_id = nb.cells[1], nb.cells[2]
     setup.source = setup.source.replace(json.dumps(config.settings().repository_url), json.dumps(repo.as_uri()))
+    # The student types their id; the variant comes from the clone's course.toml (utils/variant.py).
+    student_id.source = student_id.source.replace('STUDENT_ID = ""', 'STUDENT_ID = "alice"')
     saved = content / "Copy of autodiff.ipynb"
     nbformat.write(nb, saved)
     # Colab imports google.colab before any cell runs; then a probe after the imports cell.
     nb.cells.insert(0, nbformat.v4.new_code_cell("import google.colab"))
-    nb.cells.insert(5, nbformat.v4.new_code_cell("import utils; print('UTILS', utils.__file__)"))
+    at = 1 + next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "provided_cell_01")
+    nb.cells.insert(at, nbformat.v4.new_code_cell("import utils; print('UTILS', utils.__file__)"))
 
     env = {"PATH": "/usr/bin:/bin:" + str(Path(sys.executable).parent), "HOME": str(tmp_path),
            "PYTHONPATH": str(fake), "FAKE_COLAB_NOTEBOOK": str(saved),
@@ -178,7 +187,10 @@ def test_notebook_from_published_tree_runs_on_simulated_colab_and_hands_in(tmp_p
 
     assert not errors(nb.cells[2]), errors(nb.cells[2])  # the setup cell
     assert "Setup done" in stdout(nb.cells[2])
-    imports, probe = nb.cells[4], nb.cells[5]
+    assert not errors(nb.cells[3]), errors(nb.cells[3])  # the id cell
+    salt = config.settings().variants.salt
+    assert stdout(nb.cells[3]).strip() == variant.compute("autodiff", "alice", salt).describe()
+    imports, probe = nb.cells[at - 1], nb.cells[at]
     assert not errors(imports) and not errors(probe), errors(imports) + errors(probe)
     assert str(content / "course-pack" / "utils") in stdout(probe), "utils must come from the clone"
     data_cell = next(c for c in nb.cells if 'load_tensor("X.pt")' in c.source)

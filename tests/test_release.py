@@ -15,6 +15,7 @@ from conftest import ROOT, run_course
 
 from course import config
 from course.plugins import colab
+from utils import variant
 
 RELEASED = [
     pytest.param(nb, id=nb.stem)
@@ -69,7 +70,11 @@ def test_release_opens_with_colab_badge_then_setup_cell(notebook):
     assert setup.source.startswith("# @title Setup")
     assert len(setup.source.splitlines()) <= 15, "the setup cell should stay short"
     assert "Restart session and run all" in setup.source  # Colab's own menu words
-    assert sum(1 for c in nb.cells if colab.MARKER in c.metadata) == 4
+    # Badge, setup, hand-in text and cell; and the student-id cell where the assignment has variants.
+    with_id = notebook.parent.name in variant.DEFAULTS
+    assert sum(1 for c in nb.cells if colab.MARKER in c.metadata) == 4 + with_id
+    if with_id:
+        assert nb.cells[2].source == colab.student_id_cell(notebook.parent.name).source
     text, handin = nb.cells[-2], nb.cells[-1]
     assert text.cell_type == "markdown" and "Hand in" in text.source and f"{notebook.name}" in text.source
     assert "Runtime → Restart session and run all" in text.source

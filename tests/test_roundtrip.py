@@ -33,14 +33,15 @@ def _student_work(published: Path, home: Path, filename: str, solved: bool) -> P
     work.mkdir(parents=True)
     for path in (published / "release" / ASSIGNMENT).iterdir():
         (work / (filename if path.suffix == ".ipynb" else path.name)).write_bytes(path.read_bytes())
-    if solved:
-        nb = nbformat.read(work / filename, as_version=4)
-        answers = instructor_solutions(ASSIGNMENT, ASSIGNMENT)
-        for cell in nb.cells:
-            grade_id = nbcells.grade_id(cell)
-            if grade_id in answers:
-                cell.source = answers[grade_id]
-        nbformat.write(nb, work / filename)
+    nb = nbformat.read(work / filename, as_version=4)
+    answers = instructor_solutions(ASSIGNMENT, ASSIGNMENT) if solved else {}
+    for cell in nb.cells:
+        grade_id = nbcells.grade_id(cell)
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+        # Their id as the roster has it, in the id cell after Setup (utils/variant.py).
+        cell.source = cell.source.replace('STUDENT_ID = ""', f'STUDENT_ID = "{home.name}"')
+    nbformat.write(nb, work / filename)
     return work / filename
 
 
@@ -67,6 +68,7 @@ def test_publish_handin_collect_grade_feedback_export(tmp_path):
     checked = _hand_in(published, ada)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "All visible tests pass" in checked.stdout
+    assert "Your numbers: autodiff: variant" in checked.stdout and "student id 'ada'" in checked.stdout
     unfinished = _hand_in(published, alan)
     assert unfinished.returncode == 1
     assert "Test 1.1 fails" in unfinished.stdout and "Written answers still empty (YOUR ANSWER HERE): answer_2_2, answer_2_4" in unfinished.stdout

@@ -17,7 +17,7 @@ import pytest
 from course import cells as nbcells
 from course.config import ROOT, CourseError, GradingSettings, Limits
 from course.engine import guards, pool, repair, sandbox
-from course.engine.jobs import Outcome, Result, Status
+from course.engine.jobs import Job, Outcome, Result, Status
 
 needs_bwrap = pytest.mark.skipif(sandbox.problem() is not None, reason=f"no sandbox here: {sandbox.problem()}")
 
@@ -284,7 +284,7 @@ def test_a_symbolic_link_is_named_where_it_is_and_where_it_points_in_the_course(
 def test_every_kernel_runs_on_the_cpu_with_one_thread_and_a_fixed_hash_seed(tmp_path):
     from course.engine import worker
 
-    env = worker._environment(tmp_path, tmp_path)
+    env = worker._environment(tmp_path, tmp_path, Job(str(tmp_path), "a", "s", "f", True, Limits(), 100, ("a",)))
     assert (env["COURSE_DEVICE"], env["CUDA_VISIBLE_DEVICES"], env["OMP_NUM_THREADS"], env["PYTHONHASHSEED"]) == \
         ("cpu", "", "1", "0")
     facts = worker.ran_on()

@@ -54,6 +54,7 @@ class Report:
     tests_passed: int = 0
     tests_total: int = 0
     handin: Path | None = None
+    variant: str = ""  # the variant this check used (utils/variant.py), from the id the notebook typed
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,9 @@ class Report:
 
     def text(self) -> str:
         lines = [f"Checked {self.notebook.name}: every cell ran in a fresh kernel, top to bottom."]
+        if self.variant:
+            lines.append(f"Your numbers: {self.variant}. The grader uses the variant of the id you hand in "
+                         "under; type your own id in the cell at the top.")
         if self.tests_total:
             lines.append(f"Visible tests: {self.tests_passed} of {self.tests_total} pass.")
         if self.code_todo:
@@ -172,6 +176,7 @@ def check(path: str | Path, workdir: Path | None = None, timeout: float = CELL_T
     except Exception as exc:  # JSON, Unicode and format errors
         raise SystemExit(f"{path} is not a readable notebook ({exc}); open it in Jupyter or Colab and save it again") from None
     report = Report(notebook=path, expected=expected_name(original, path))
+    report.variant = _variant_of(original, Path(report.expected).stem)
     signatures = causes.for_assignment(Path(report.expected).stem)
     todo = unanswered(original)
     executed = copy.deepcopy(original)
@@ -200,6 +205,20 @@ def check(path: str | Path, workdir: Path | None = None, timeout: float = CELL_T
             nbformat.write(original, target)
             report.handin = target
     return report
+
+
+def _variant_of(nb, notebook: str) -> str:
+    """Which variant the check's run used: the one of the id the notebook typed ("" where the
+    assignment has no variants or no id is typed yet; the run itself then says what to do)."""
+    from . import variant
+
+    assignment = nb.metadata.get("course", {}).get("assignment", notebook)
+    if assignment not in variant.DEFAULTS:
+        return ""
+    try:
+        return variant.variant(assignment, variant.typed_id(nb) or "").describe()
+    except variant.MissingStudentId:
+        return ""
 
 
 def _from_colab(notebook: str) -> Report:

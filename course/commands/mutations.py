@@ -46,6 +46,12 @@ through objects the case reached without naming them (a library's module attribu
 cases are written so that neither matters, and ``run(..., skip=False)`` runs every later cell
 to check that.
 
+Variants. Where an assignment has per-student variants (utils/variant.py), every case runs under
+one of two student ids whose variants differ (``suite_ids``), picked by a stable hash of its id
+(``id_of``), with the id set as the grader sets it (``COURSE_STUDENT_ID``): the reference notebook
+runs once per id, every case once, so every hidden test is judged under two variants at the
+cost of one more reference run, and no test can lean on one student's numbers.
+
 Trust: the cases are instructor code, run with the instructor's privileges. They are never
 student submissions; those are graded by nbgrader (course/grading.py).
 """
@@ -76,8 +82,11 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils as nbutils
 
-from ..config import MUTATIONS, ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml
+from utils import variant as numbers
+
+from ..config import MUTATIONS, ROOT, SOURCE, CourseError, TOMLDecodeError, check_assignment, load_toml, settings
 from .. import cells as nbcells
+from .. import variants
 from ..cells import HIDDEN_TESTS, region_lines, strip_delimiters as strip_solution_delimiters, without_region
 
 
@@ -99,6 +108,7 @@ CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, trainin
 # belongs here too.
 ENVIRONMENT = {"COURSE_NO_PROGRESS": "1",  # utils.progress: no progress bars
                "COURSE_QUICK": "1"}  # utils.quick: shorter demonstration runs, as while nbgrader grades
+SUITE_ID = "mutation-suite"  # the stem of the student ids the suite runs under (``suite_ids``)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,7 @@ class Verdict:
     error: str = ""  # why the case could not be judged (timeout, crash)
     cells_run: int = 0  # cells executed after the fork
     cpu: float = 0.0  # seconds of processor time the case took
+    student: str = ""  # the student id it ran under (``suite_ids``): which variant it was judged on
 
     @property
     def ok(self) -> bool:
@@ -1008,18 +1019,53 @@ def _fork(session: _Session, case: Case, cells: list[Cell], first: int, referenc
                    released=dict(result["released"]), cells_run=result["cells_run"], cpu=result["cpu"])
 
 
+def suite_ids(assignment: str) -> tuple[str, ...]:
+    """The student ids the suite runs under: two whose variants differ (utils/variant.py) where
+    the assignment has variants and they are on, else one. Chosen from a fixed list with the
+    course's salt, so a new salt still gives two different variants."""
+    first, cfg = f"{SUITE_ID}-1", settings().variants
+    if not variants.applies(assignment, cfg):
+        return (first,)
+    mine = numbers.compute(assignment, first, cfg.salt, cfg.off).numbers
+    second = next(f"{SUITE_ID}-{n}" for n in range(2, 200)
+                  if numbers.compute(assignment, f"{SUITE_ID}-{n}", cfg.salt, cfg.off).numbers != mine)
+    return first, second
+
+
+def id_of(case_id: str, ids: tuple[str, ...]) -> str:
+    """The id a case runs under: a stable hash of the case's id picks one of ``ids``."""
+    return ids[int(hashlib.sha256(case_id.encode()).hexdigest()[:8], 16) % len(ids)]
+
+
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
         skip: bool = True, released: bool = False) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
     later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
-    ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``)."""
+    ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``).
+
+    Each case runs under one of ``suite_ids`` (``id_of``), as the grader runs a submission under
+    its student's id: the reference notebook runs once per id, every case once."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
     cells = notebook_cells(assignment)
     firsts = {case.id: _check(case, cells, path) for case in cases}
+    ids = suite_ids(assignment)
     verdicts: dict[str, Verdict] = {}
-    with _environment(ENVIRONMENT), tempfile.TemporaryDirectory(prefix=f"mutations-{assignment}-") as tmp:
+    for student in ids:
+        mine = [c for c in cases if id_of(c.id, ids) == student]
+        if mine:
+            environment = {**ENVIRONMENT, **settings().variants.kernel_environment(), numbers.GRADER_ID: student}
+            with _environment(environment):
+                verdicts.update(_run_pass(assignment, mine, cells, firsts, timeout, skip, released, student))
+    return [verdicts[c.id] for c in cases]
+
+
+def _run_pass(assignment: str, cases: list[Case], cells: list[Cell], firsts: dict[str, int], timeout: float,
+              skip: bool, released: bool, student: str) -> dict[str, Verdict]:
+    """The reference notebook once, forking each of ``cases`` at its first replaced cell."""
+    verdicts: dict[str, Verdict] = {}
+    with tempfile.TemporaryDirectory(prefix=f"mutations-{assignment}-") as tmp:
         _quiet()
         workdir = Path(tmp) / assignment
         shutil.copytree(SOURCE / assignment, workdir)  # the notebook's data files, in a scratch copy
@@ -1038,20 +1084,24 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
                     if code in runs:
                         verdicts[case.id] = replace(runs[code], case=case, cpu=0.0)
                         continue
-                    verdicts[case.id] = runs[code] = _fork(session, case, cells, cell.index, reference_names,
-                                                           reference, timeout, skip, released)
+                    verdict = _fork(session, case, cells, cell.index, reference_names, reference, timeout, skip,
+                                    released)
+                    verdicts[case.id] = runs[code] = replace(verdict, student=student)
                 failure = session.run(cell)
                 if failure:
-                    raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure}")
+                    raise CourseError(f"the instructor notebook of {assignment} fails in {cell.grade_id}: {failure} "
+                                      f"(run as student id {student!r})")
         finally:
             os.chdir(previous)
-    return [verdicts[c.id] for c in cases]
+    return verdicts
 
 
 def summary(assignment: str, verdicts: list[Verdict]) -> str:
     correct = [v for v in verdicts if v.case.kind is Kind.CORRECT]
     mistakes = [v for v in verdicts if v.case.kind is Kind.MISTAKE]
-    return (f"{assignment:<12} correct variants full marks {sum(v.ok for v in correct)}/{len(correct)}, "
+    ids = sorted({v.student for v in verdicts if v.student})
+    return (f"{assignment:<12} [{len(ids)} student id{'s' if len(ids) != 1 else ''}: {', '.join(ids)}] "
+            f"correct variants full marks {sum(v.ok for v in correct)}/{len(correct)}, "
             f"mistakes caught {sum(v.ok for v in mistakes)}/{len(mistakes)}")
 
 

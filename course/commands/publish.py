@@ -6,7 +6,8 @@
   Colab badges, which name ``release/<assignment>/<notebook>.ipynb``, resolve in it);
 * the helper modules the notebooks import (course/config.py ``published_helpers()``:
   HELPERS minus ``hidden_tests``);
-* ``requirements.txt`` (the pins), a student ``README.md``, a ``Makefile`` whose
+* ``course.toml`` with the ``[variants]`` table only (the salt and switches students' notebooks read),
+  ``requirements.txt`` (the pins), a student ``README.md``, a ``Makefile`` whose
   ``make lab`` opens JupyterLab for students, and a ``.gitignore`` for their work.
 
 The instructor repository stays private (it holds source/ with the solutions,
@@ -127,9 +128,19 @@ def student_readme() -> str:
                            assignments="\n".join(rows))
 
 
+def student_settings() -> str:
+    """The students' course.toml: only what their notebooks read, the [variants] table
+    (utils/variant.py computes each student's numbers from its salt)."""
+    cfg = settings().variants
+    off = ", ".join(json.dumps(a) for a in sorted(cfg.off))
+    return ("# What the notebooks read from the course's settings (written by `python -m course publish`).\n"
+            "# Some exercises use numbers of your own, computed from your student id and this salt.\n"
+            f"[variants]\nsalt = {json.dumps(cfg.salt)}\noff = [{off}]\n")
+
+
 def _build(tree: Path) -> list[str]:
     """Write the student tree into the empty folder ``tree``; return its top-level names."""
-    names = ["release", "README.md", "Makefile", ".gitignore", "requirements.txt"]
+    names = ["release", "README.md", "Makefile", ".gitignore", "requirements.txt", "course.toml"]
     shutil.copytree(RELEASE, tree / "release", ignore=IGNORED)
     for helper in published_helpers():
         names.append(helper.name)
@@ -138,6 +149,7 @@ def _build(tree: Path) -> list[str]:
         else:
             shutil.copy2(helper, tree / helper.name)
     shutil.copy2(ROOT / "requirements.txt", tree / "requirements.txt")
+    (tree / "course.toml").write_text(student_settings())
     shutil.copy2(STUDENT_FILES / "Makefile", tree / "Makefile")
     shutil.copy2(STUDENT_FILES / "gitignore", tree / ".gitignore")
     (tree / "README.md").write_text(student_readme())

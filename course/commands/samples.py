@@ -11,10 +11,14 @@ of every sample is written down by hand, next to the mistake that causes it.
 
 Building writes ``submitted/<student>/<assignment>/<notebook>.ipynb`` and
 leaves files whose content is unchanged alone.
+``student_id`` types an id into the notebook's id cell (utils/variant.py: the numbers of a
+student's own exercises come from the id); ``flags`` lists phrases of the review flags that
+grading must raise for the sample (a notebook typed with another student's id, say).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,8 @@ class Sample:
     fails: tuple[str, ...] = ()
     raw: str | None = None  # the file is this text instead of a notebook
     error: str | None = None  # for raw samples: a phrase the grading error must contain
+    student_id: str = ""  # the id typed in the notebook's id cell (a copy keeps its author's)
+    flags: tuple[str, ...] = ()  # phrases of the review flags grading must raise (the grade is held)
 
 
 def spec_path(assignment: str) -> Path:
@@ -58,6 +64,8 @@ def load(assignment: str) -> list[Sample]:
             fails=tuple(entry.get("fails", ())),
             raw=entry.get("raw"),
             error=entry.get("error"),
+            student_id=str(entry.get("student_id", "")),
+            flags=tuple(entry.get("flags", ())),
         )
         if sample.solutions not in ("all", "none"):
             raise CourseError(f"{path}: students.{name}.solutions must be 'all' or 'none'")
@@ -89,7 +97,21 @@ def render(sample: Sample, assignment: str, notebook: str) -> tuple[str, set[str
             used.add(grade_id)
         elif grade_id in solutions:
             cell.source = solutions[grade_id]
+    if sample.student_id:
+        _type_id(nb, sample)
     return nbformat.writes(nb), used
+
+
+def _type_id(nb, sample: Sample) -> None:
+    """Type ``sample.student_id`` into the notebook's id cell, as its author would have."""
+    from utils.variant import ID_NAME
+
+    empty = f'{ID_NAME} = ""'
+    for cell in nb.cells:
+        if cell.cell_type == "code" and empty in cell.source:
+            cell.source = cell.source.replace(empty, f"{ID_NAME} = {json.dumps(sample.student_id)}", 1)
+            return
+    raise CourseError(f"students.{sample.student}.student_id: the notebook has no id cell ({empty}) to type it in")
 
 
 MARKER = ".sample"

@@ -45,7 +45,11 @@ BUILTINS = ("print", "open", "isinstance", "len", "sum", "abs", "all", "any", "f
 CHECKED_MODULES = ("torch", "torch.testing", "numpy", "numpy.testing", "math", "utils", "utils.checks",
                    "hidden_tests", "unittest")
 
+# The environment the variants are computed from (utils/variant.py), as the grader set it.
+VARIANT_ENV = ("COURSE_STUDENT_ID", "COURSE_VARIANT_SALT", "COURSE_VARIANTS_OFF")
+
 PATTERNS = {
+    r"COURSE_STUDENT_ID|COURSE_VARIANT": "touches the grader's student id or variant settings",
     r"\bsys\.modules\b": "changes sys.modules",
     r"__builtins__|\bimport builtins\b|\bbuiltins\.\w+\s*=": "touches builtins",
     r"input_transformers|ast_transformers|register_magic|\.events\.register": "hooks into IPython",
@@ -111,12 +115,15 @@ def _install_{token}():
 
     ip = get_ipython()
     refs = snapshot()
+    # Which student's variant the tests compute (utils/variant.py): the grader's, never the notebook's.
+    environment = {{name: os.environ.get(name) for name in {variant_env!r}}}
     judged = {{}}  # (module, attribute) -> the value already found to be the library's own
     methods = (("ip", "showtraceback"), ("ip", "_showtraceback"), ("session", "send"))  # a new bound method each time
 
     def check():
         snap = snapshot()
         bad = [".".join(k) for k, v in refs.items() if k not in methods and snap.get(k) is not v]
+        bad += ["os.environ[%r]" % name for name, value in environment.items() if os.environ.get(name) != value]
         bad += [".".join(k) for k in methods if getattr(snap[k], "__func__", snap[k]) is not getattr(refs[k], "__func__", refs[k])]
         bad += [name for name, old in lists.items() if name != "meta_path" and [id(x) for x in (getattr(ip, name, None) if name != "post_run_cell" else ip.events.callbacks.get(name)) or []] != [id(x) for x in old]]
         # Libraries add import finders of their own (torch does); a finder defined in the notebook is not theirs.
@@ -200,8 +207,8 @@ def inject(nb, token: str, home: str = str(INSIDE), helpers: tuple[str, ...] = (
     starts like one, and its ``rerun_after_restart`` mark (course/engine/execute.py) is dropped.
     """
     tests = tuple(sorted({hashlib.sha256(c.source.encode()).hexdigest() for c in nb.cells if cells.is_test(c)}))
-    fields = dict(token=token, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home), helpers=tuple(helpers),
-                  tests=tests, mime=MIME)
+    fields = dict(token=token, variant_env=VARIANT_ENV, builtins=BUILTINS, modules=CHECKED_MODULES, home=str(home),
+                  helpers=tuple(helpers), tests=tests, mime=MIME)
     capture = _guard_cell(CAPTURE.format(**fields), 0)
     capture.metadata["course"] = {"rerun_after_restart": True}  # course/engine/execute.py: a fresh kernel needs it too
     for cell in nb.cells:

@@ -110,6 +110,9 @@ class Job:
     limits: Limits
     max_notebook_mb: int
     notebooks: tuple[str, ...]  # notebook names (without .ipynb) registered for the assignment
+    # The kernel's variant settings (config.VariantSettings.kernel_environment): the sandbox
+    # has no course.toml. The student's id is ``student``, never the id typed in the notebook.
+    variants: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -119,4 +122,8 @@ class Job:
         data = json.loads(text)
         data["notebooks"] = tuple(data["notebooks"])
         data["limits"] = Limits.from_dict(data["limits"])
+        variants = data.get("variants", {})
+        if not isinstance(variants, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in variants.items()):
+            raise ValueError("variants of a job must map names to text")
         return cls(**data)

@@ -15,10 +15,12 @@ the first sandbox before the gradebook's code has even loaded (course/commands/g
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 
 from ..config import LAYOUT, ROOT, SOURCE, SUBMITTED, CourseError, Layout, helper_paths, settings
 from .. import files as stamps
+from .. import variants
 from .jobs import Job, Outcome, Status
 
 # Inputs besides the submission, source/ and the helpers that change a grade when they
@@ -41,7 +43,11 @@ def notebooks(assignment: str) -> tuple[str, ...]:
 
 def fingerprint(assignment: str, student: str) -> str:
     inputs = [SUBMITTED / student / assignment, SOURCE / assignment]
-    return stamps.digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
+    stamp = stamps.digest(inputs + [ROOT / name for name in GRADING_INPUTS] + helper_paths())
+    # The variant settings change which numbers are right: a new salt, or variants switched
+    # off, grades again. An assignment without variants keeps the stamp it always had.
+    key = variants.stamp_key(assignment, settings().variants)
+    return hashlib.sha256(f"{stamp}\0{key}".encode()).hexdigest() if key else stamp
 
 
 def jobs(assignment: str, who: list[str], force: bool, unsafe: bool) -> tuple[list[Job], list[Outcome]]:
@@ -55,7 +61,8 @@ def jobs(assignment: str, who: list[str], force: bool, unsafe: bool) -> tuple[li
                 and _recorded(assignment, student):
             skipped.append(Outcome(student, assignment, Status.UP_TO_DATE))
             continue
-        todo.append(Job(str(ROOT), assignment, student, stamp, unsafe, cfg.limits, cfg.max_notebook_mb, names))
+        todo.append(Job(str(ROOT), assignment, student, stamp, unsafe, cfg.limits, cfg.max_notebook_mb, names,
+                        settings().variants.kernel_environment()))
     return todo, skipped
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import nbformat
 
-from .. import cells
-from ..config import HELPERS, Layout
+from .. import cells, variants
+from ..config import HELPERS, Layout, VariantSettings
 from . import guards, repair
 from .jobs import Job
 
@@ -128,6 +128,9 @@ def prepare(job: Job, home: str) -> Prepared:
         path = submission / f"{name}.ipynb"
         if path.is_file() and not path.is_symlink():
             nb = nbformat.read(path, as_version=4)
+            # Read from the file as handed in, before anything runs (course/variants.py).
+            prepared.flags += variants.check(nb, job.student, job.assignment,
+                                             VariantSettings.from_kernel_environment(job.variants))
             _prepare_notebook(nb, name, layout, job.assignment, prepared)
             guards.inject(nb, prepared.token, home, tuple(Path(h).stem for h in HELPERS))
             prepared.notebooks[name] = nbformat.writes(nb)
@@ -141,6 +144,9 @@ def _prepare_notebook(nb, name: str, layout: Layout, assignment: str, prepared: 
         released = nbformat.read(release, as_version=4)
         provided = {c.source.strip() for c in released.cells if c.cell_type == "code"}
         restored, missing = repair.restore_metadata(nb, released)
+        if variants.put_back_id_cell(nb, released):
+            prepared.notes.append(f"{name}.ipynb lacked its student-id cell: put back from the assignment (the "
+                                  "grader uses the id of the student who handed it in)")
         if restored:
             prepared.notes.append(f"{name}.ipynb had lost nbgrader's cell metadata (Colab or another editor): "
                                   f"{len(restored)} cell(s) matched to the assignment by id, content or position")

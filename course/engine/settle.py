@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from .. import cells, gradebook, receipts, review
-from ..config import Layout
+from .. import cells, gradebook, receipts, review, variants
+from ..config import Layout, VariantSettings
 from .jobs import Job, Outcome, Result
 
 
@@ -49,7 +49,9 @@ def settle(out: Layout, job: Job, result: Result, recorded: dict, previous: tupl
            handed_in=None) -> review.Standing:
     """Steps 1 to 4 above for one recorded submission; ``recorded`` gets its evidence cells."""
     receipt = receipts.make(Path(job.root), job.student, job.assignment, _cell_scores(out, job, recorded),
-                            result.flags, result.ran_on, str(handed_in or ""))
+                            result.flags, result.ran_on, str(handed_in or ""),
+                            variants.graded(job.assignment, job.student,
+                                            VariantSettings.from_kernel_environment(job.variants)))
     old_receipt, marks = previous
     if old_receipt and old_receipt["inputs"].get("submission") == receipt["inputs"]["submission"]:
         gradebook.keep_manual_marks(job.assignment, job.student, marks, out.gradebook)

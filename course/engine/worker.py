@@ -40,6 +40,7 @@ from .jobs import Job, Result, Status
 from .prepare import Prepared, check_submission, prepare, scratch_folder
 from .run_notebook import RUNNING
 from ..files import digest
+from ..variants import GRADER_ID
 
 UNSAFE_NOTE = "UNSAFE: graded without a sandbox (--unsafe); student code ran with the grader's rights"
 STARTUP_TIMEOUT = 120  # seconds a kernel may take to start
@@ -101,8 +102,11 @@ def _grade_one(job: Job) -> Result:
     return _read(job, prepared, run)
 
 
-def _environment(home: Path, work: Path) -> dict[str, str]:
-    """The whole environment of the run: nothing of the grader's own (secrets, paths) leaks in."""
+def _environment(home: Path, work: Path, job: Job) -> dict[str, str]:
+    """The whole environment of the run: nothing of the grader's own (secrets, paths) leaks in.
+
+    The kernel computes the variant of the **submitting** student (``job.student``, the
+    submission's folder), whatever id the notebook typed (utils/variant.py)."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": f"{home}/home", "PYTHONPATH": str(home),
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **KERNEL,
            "LANG": "C.UTF-8", "JUPYTER_RUNTIME_DIR": f"{home}/home/runtime", "IPYTHONDIR": f"{home}/ipython",
@@ -110,7 +114,8 @@ def _environment(home: Path, work: Path) -> dict[str, str]:
            # As nbgrader's autograding: notebooks skip their hand-in cell and progress bars.
            "NBGRADER_EXECUTION": "autograde",
            # Shorter demonstration runs, which no test reads (utils/quick.py).
-           "COURSE_QUICK": "1"}
+           "COURSE_QUICK": "1",
+           **job.variants, GRADER_ID: job.student}
     env.update({k: os.environ[k] for k in PASSED_ON if k in os.environ})
     return env
 
@@ -144,7 +149,7 @@ def _run(job: Job, prepared: Prepared, scratch: Path, work: Path, ipython: Path,
         home, cwd = scratch, work
     else:
         home, cwd = sandbox.INSIDE, sandbox.INSIDE / work.relative_to(scratch)
-    env = _environment(home, cwd)
+    env = _environment(home, cwd, job)
     start = time.time()
     spec = {"notebooks": prepared.notebooks, "cwd": str(cwd), "timeout": limits.cell_s,
             "startup_timeout": STARTUP_TIMEOUT, "max_restarts": MAX_RESTARTS,

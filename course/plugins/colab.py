@@ -1,5 +1,6 @@
 """The cells the course adds to every release notebook: the "Open in Colab" badge, the
-Colab setup cell (first), and the hand-in section (last).
+Colab setup cell (first), the student-id cell after it where the assignment has per-student
+variants (utils/variant.py), and the hand-in section (last).
 
 Both are generated while nbgrader builds release/ (the AddColabCells
 preprocessor below is part of GenerateAssignment's pipeline in
@@ -12,6 +13,8 @@ import json
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
+
+from utils.variant import DEFAULTS
 
 from ..config import Settings, settings
 
@@ -38,6 +41,20 @@ if "google.colab" in sys.modules:
     from utils.colab_setup import setup
     setup({assignment}, {packages})
 '''
+
+# The cell right after the setup: the student's id, from which the numbers of their own
+# exercises come (utils/variant.py). Only assignments with variants get it; release/ hands it
+# out empty, and the source notebook's copy (which this replaces) holds an instructor's id.
+# `# @param` makes it a text field on Colab; elsewhere it is a comment.
+STUDENT_ID_TEMPLATE = '''\
+# Your student id: type it between the quotes (as the course's roster has it), then run this cell.
+# Some exercises use numbers of your own, computed from it; the grader uses the id you hand in under.
+STUDENT_ID = {typed}  # @param {{type:"string"}}
+from utils.variant import variant
+VARIANT = variant({assignment}, STUDENT_ID)
+print(VARIANT.describe())
+'''
+STUDENT_ID_CELL = "student-id"
 
 HANDIN_TEXT = '''\
 ## Hand in
@@ -83,6 +100,14 @@ def setup_source(assignment: str, cfg: Settings | None = None) -> str:
     return SETUP_TEMPLATE.format(**{key: json.dumps(value) for key, value in values.items()})
 
 
+def student_id_cell(assignment: str, typed: str = "") -> nbformat.NotebookNode:
+    """The id cell (STUDENT_ID_TEMPLATE); ``typed``: the id it holds (empty in release/)."""
+    source = STUDENT_ID_TEMPLATE.format(typed=json.dumps(typed), assignment=json.dumps(assignment))
+    cell = nbformat.v4.new_code_cell(source, id=STUDENT_ID_CELL)
+    cell.metadata[MARKER] = STUDENT_ID_CELL
+    return cell
+
+
 def _collapsed(cell: nbformat.NotebookNode, tag: str) -> nbformat.NotebookNode:
     cell.metadata[MARKER] = tag
     cell.metadata["editable"] = False
@@ -111,7 +136,10 @@ class AddColabCells(NbGraderPreprocessor):
         info = resources["nbgrader"]
         assignment, notebook = info["assignment"], info["notebook"]
         nb.cells = [c for c in nb.cells if MARKER not in c.metadata]  # idempotent
-        nb.cells[:0] = [badge_cell(assignment, notebook), setup_cell(assignment)]
+        top = [badge_cell(assignment, notebook), setup_cell(assignment)]
+        if assignment in DEFAULTS:  # an assignment with variants: its students type their id
+            top.append(student_id_cell(assignment))
+        nb.cells[:0] = top
         nb.cells += handin_cells(notebook)
         # Which assignment and notebook this is, for the hand-in check of a renamed copy.
         nb.metadata["course"] = {"assignment": assignment, "notebook": notebook}

@@ -341,6 +341,7 @@ class BuildFeedbackPage(NbGraderPreprocessor):
                                          review_note(standing))
         if standing.receipt:  # what the grade was computed from (course/receipts.py), in short
             summary["receipt"] = receipts.short(standing.receipt)
+            summary["variant"] = standing.receipt.get("variant", "")  # the submitting student's (course/variants.py)
         nb.cells = page_cells
         if summary["plotly"]:
             from plotly.offline import get_plotlyjs

@@ -1,0 +1,191 @@
+"""Per-student variants: the numbers of an exercise that depend on who hands it in.
+
+Some graded exercises use numbers of the student's own (a start point and a learning rate on
+Rosenbrock's function, the points where ``autodiff`` takes its first derivatives), so
+that a copied notebook carries the wrong numbers. This module is the one home of those
+numbers: the notebook (its first cells), the visible tests and the hidden tests all call
+``variant(assignment, typed_id)`` and get the same ``Variant``.
+
+The contract:
+
+* the variant is a pure function of (the course's salt, the assignment, the normalised id):
+  SHA-256 of the three, never Python's ``hash`` (which differs between processes), picks one
+  of the assignment's ``CHOICES``; the default numbers (``DEFAULTS``, what the exercise used
+  before variants) are never one of them, so a student who keeps the default numbers instead
+  of their own is told so;
+* the id: the one the grader gives through ``COURSE_STUDENT_ID`` (the submitting student's,
+  from the submission's folder) wins over the one typed in the notebook; a student's own run
+  has no grader id and uses the typed one;
+* variants off for an assignment (course.toml ``[variants] off``) give ``DEFAULTS`` for any id;
+* where the settings come from: the environment the grader gives the kernel
+  (``COURSE_VARIANTS_OFF``: the assignments with variants off, comma separated, "" for none;
+  ``COURSE_VARIANT_SALT``), else course.toml in the repository root (JupyterLab and the Colab
+  clone both have it), else on with an empty salt.
+
+The threat: the typed id is student input, and the notebook's own ``VARIANT`` is a global any
+cell can rebind. The grader never trusts either: it passes the submitting student's id to the
+kernel, the hidden tests call ``variant`` themselves, and the grader reads the typed id from
+the submitted file (never by running it) only to flag a notebook typed with another
+student's id (course/variants.py, course/engine/prepare.py). A notebook that changes
+``COURSE_STUDENT_ID`` in its kernel is flagged by the tamper guards (course/engine/guards.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Union
+
+GRADER_ID = "COURSE_STUDENT_ID"  # the submitting student's id, set by the grader
+OFF = "COURSE_VARIANTS_OFF"  # the assignments with variants off, as the grader passes them on
+ID_NAME = "STUDENT_ID"  # the name the notebook's id cell binds (course/plugins/colab.py)
+SALT = "COURSE_VARIANT_SALT"  # the course's salt, as the grader passes it on
+SETTINGS_FILE = Path(__file__).resolve().parent.parent / "course.toml"
+
+
+@dataclass(frozen=True)
+class RosenbrockNumbers:
+    """B.2: where Adam starts and its learning rate."""
+
+    start: tuple[float, float]
+    lr: float
+
+
+@dataclass(frozen=True)
+class AutodiffNumbers:
+    """1.1: the point where f' is taken; 1.5: the point of the sigmoid's two derivatives."""
+
+    point: float
+    sigmoid_point: float
+
+
+Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assignment with variants
+
+# Each choice keeps the exercise's lesson: for Rosenbrock every start lies in the curved part
+# of the valley (|x| about 1, away from the minimum's straight stretch) and every rate lets
+# Adam reach the minimum in its 1000 steps while its path still bends along the valley.
+DEFAULTS: dict[str, Numbers] = {
+    "rosenbrock": RosenbrockNumbers(start=(-1.0, -1.0), lr=0.1),
+    "autodiff": AutodiffNumbers(point=2.0, sigmoid_point=0.173),
+}
+CHOICES: dict[str, tuple[Numbers, ...]] = {
+    "rosenbrock": tuple(RosenbrockNumbers(start, lr)
+                        for start in ((-1.5, 1.0), (-1.2, -0.5), (-0.8, 1.5), (-1.0, 2.0), (0.5, -1.0))
+                        for lr in (0.08, 0.12, 0.15)),
+    # f(x) = 2 / ((5 - x)^2 + 4) rises towards its peak at 5 on every point (f' > 0, not flat);
+    # the sigmoid's second derivative changes sign at 0, so both signs are among the points.
+    "autodiff": tuple(AutodiffNumbers(point, sigmoid_point) for point in (0.5, 1.0, 1.5, 2.5, 3.0, 3.5)
+                      for sigmoid_point in (-0.8, 0.35, 1.2)),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The numbers one student's notebook uses, and where they come from.
+
+    ``source``: "grader" (the id the grader gave), "typed" (the id typed in the notebook) or
+    "off" (variants off for this assignment: the default numbers, ``number`` None)."""
+
+    assignment: str
+    student_id: str
+    source: str
+    number: int | None
+    numbers: Numbers
+
+    def describe(self) -> str:
+        """One line for the notebook, the hand-in check and the feedback page."""
+        shown = ", ".join(f"{name} = {value}" for name, value in asdict(self.numbers).items())
+        if self.number is None:
+            return f"{self.assignment}: variants are off, everyone uses the default numbers ({shown})"
+        return f"{self.assignment}: variant {self.number + 1} of {len(CHOICES[self.assignment])} " \
+               f"for student id {self.student_id!r} ({shown})"
+
+
+class MissingStudentId(ValueError):
+    """The notebook has no student id yet: what to type, and where."""
+
+
+def normalise(student_id: str) -> str:
+    """The id as the variant sees it: no whitespace, case folded ("S 12 " and "s12" are one id)."""
+    return "".join(str(student_id).split()).casefold()
+
+
+def settings(path: Path = SETTINGS_FILE) -> tuple[str, frozenset[str]]:
+    """(salt, the assignments with variants off): from the grader's environment, else course.toml."""
+    if SALT in os.environ or OFF in os.environ:
+        off = frozenset(a.strip() for a in os.environ.get(OFF, "").split(",") if a.strip())
+        return os.environ.get(SALT, ""), off
+    try:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        section = tomllib.loads(path.read_text()).get("variants", {})
+    except (OSError, ImportError, ValueError):  # no course.toml here: on, no salt
+        return "", frozenset()
+    return str(section.get("salt", "")), frozenset(map(str, section.get("off", ())))
+
+
+def choose(assignment: str, student_id: str, salt: str) -> int:
+    """The index of the student's choice: SHA-256 of salt, assignment and normalised id."""
+    key = "\0".join((salt, assignment, normalise(student_id))).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % len(CHOICES[assignment])
+
+
+def typed_id(nb) -> str | None:
+    """The id a notebook (an nbformat notebook) typed, read without running it: the last string
+    bound to STUDENT_ID at the top level of a code cell; None where it binds none. Cells that do
+    not parse are skipped. The grader flags on it; the hand-in check shows it."""
+    found = None
+    for cell in nb.cells:
+        typed = typed_in(cell)
+        found = typed if typed is not None else found
+    return found
+
+
+def typed_in(cell) -> str | None:
+    """The last string one cell binds to STUDENT_ID at its top level, or None."""
+    if cell.cell_type != "code" or ID_NAME not in cell.source:
+        return None
+    try:
+        tree = ast.parse(cell.source)
+    except (SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == ID_NAME for t in targets) \
+                and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            found = value.value
+    return found
+
+
+def compute(assignment: str, student_id: str, salt: str, off=frozenset(), source: str = "typed") -> Variant:
+    """The variant of ``student_id`` under explicit settings (the grader's receipt uses this)."""
+    if assignment not in DEFAULTS:
+        raise KeyError(f"no variants are defined for {assignment!r}; known: {', '.join(sorted(DEFAULTS))}")
+    if assignment in off:
+        return Variant(assignment, "", "off", None, DEFAULTS[assignment])
+    student_id = normalise(student_id)
+    if not student_id:
+        raise MissingStudentId(
+            "This notebook needs your student id: some exercises use numbers of your own. In the cell "
+            'below "Setup" at the top, type your id between the quotes, STUDENT_ID = "s1234567" (the id '
+            "the course's roster has for you), then run that cell and the rest of the notebook again.")
+    number = choose(assignment, student_id, salt)
+    return Variant(assignment, student_id, source, number, CHOICES[assignment][number])
+
+
+def variant(assignment: str, typed_id: str = "") -> Variant:
+    """The variant of ``assignment`` for this run (see the module's contract): the grader's id
+    wins over ``typed_id``. Raises MissingStudentId when variants are on and there is no id."""
+    salt, off = settings()
+    grader_id = normalise(os.environ.get(GRADER_ID, ""))
+    if grader_id:
+        return compute(assignment, grader_id, salt, off, "grader")
+    return compute(assignment, typed_id or "", salt, off, "typed")
