@@ -133,19 +133,24 @@ def test_another_students_id_is_flagged_naming_both_and_ones_own_is_not():
     assert variants.check(copied, "bob", "landscape", on) == []  # no variants there
 
 
-def test_grading_flags_the_copy_and_gives_the_kernel_the_submitting_students_id(tmp_path):
-    """prepare() on a course whose submission bob handed in with alice's id typed in."""
+def _prepared(tmp_path, student: str, nb):
+    """prepare() on a course with ``nb`` handed in by ``student`` for rosenbrock, and its Job."""
     for part in ("source", "release"):
         (tmp_path / part).symlink_to(ROOT / part)
-    folder = tmp_path / "submitted" / "bob" / "rosenbrock"
+    folder = tmp_path / "submitted" / student / "rosenbrock"
     folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "rosenbrock.ipynb")
+    job = Job(str(tmp_path), "rosenbrock", student, "f", True, Limits(), 100, ("rosenbrock",),
+              settings().variants.kernel_environment())
+    return prepare.prepare(job, str(tmp_path)), job
+
+
+def test_grading_flags_the_copy_and_gives_the_kernel_the_submitting_students_id(tmp_path):
+    """prepare() on a course whose submission bob handed in with alice's id typed in."""
     nb = nbformat.read(ROOT / "release" / "rosenbrock" / "rosenbrock.ipynb", as_version=4)
     [cell] = [c for c in nb.cells if c.get("id") == colab.STUDENT_ID_CELL]
     cell.source = cell.source.replace('STUDENT_ID = ""', 'STUDENT_ID = "alice"')
-    nbformat.write(nb, folder / "rosenbrock.ipynb")
-    job = Job(str(tmp_path), "rosenbrock", "bob", "f", True, Limits(), 100, ("rosenbrock",),
-              settings().variants.kernel_environment())
-    prepared = prepare.prepare(job, str(tmp_path))
+    prepared, job = _prepared(tmp_path, "bob", nb)
     assert [f for f in prepared.flags if f.startswith(variants.FLAG)] == [
         f"{variants.FLAG}: the notebook's STUDENT_ID is 'alice', it was handed in by 'bob'; graded on the variant "
         "of 'bob'"]
@@ -153,17 +158,10 @@ def test_grading_flags_the_copy_and_gives_the_kernel_the_submitting_students_id(
 
 
 def test_a_deleted_id_cell_is_put_back_empty_and_nothing_is_flagged(tmp_path):
-    for part in ("source", "release"):
-        (tmp_path / part).symlink_to(ROOT / part)
-    folder = tmp_path / "submitted" / "carol" / "rosenbrock"
-    folder.mkdir(parents=True)
     nb = nbformat.read(ROOT / "release" / "rosenbrock" / "rosenbrock.ipynb", as_version=4)
     nb.cells = [c for c in nb.cells if c.get("id") != colab.STUDENT_ID_CELL]
     assert numbers.typed_id(nb) is None
-    nbformat.write(nb, folder / "rosenbrock.ipynb")
-    job = Job(str(tmp_path), "rosenbrock", "carol", "f", True, Limits(), 100, ("rosenbrock",),
-              settings().variants.kernel_environment())
-    prepared = prepare.prepare(job, str(tmp_path))
+    prepared, _ = _prepared(tmp_path, "carol", nb)
     graded = nbformat.reads(prepared.notebooks["rosenbrock"], as_version=4)
     assert numbers.typed_id(graded) == "" and not prepared.flags
     assert any("lacked its student-id cell: put back" in note for note in prepared.notes)
