@@ -454,3 +454,19 @@ def test_cases_run_under_two_student_ids_one_reference_pass_each(tiny, monkeypat
         assert verdicts[name].ok and verdicts[name].student == student
         assert verdicts[name].failed["test_double"] == f"AssertionError: as {student}"
     assert "[2 student ids: student-a, student-b]" in mutations.summary("tiny", list(verdicts.values()))
+
+
+@pytest.mark.xdist_group("mutations-autodiff")
+def test_with_variants_off_the_cases_of_the_variant_exercises_are_judged_as_declared():
+    """Variants off (course.toml [variants] off): everyone has the default numbers. The cases of the
+    exercises that read the student's numbers keep their verdicts, except the mistakes that run with
+    the default numbers, which are then right (``fails_with_variants_off``). autodiff here, the
+    cheapest; ``course mutations --variants-off`` runs every assignment (README)."""
+    cases = mutations.reading_variants("autodiff")
+    assert {g for c in cases for g in c.cells} == {"autodiff_1_1", "autodiff_1_5"}
+    verdicts = mutations.run("autodiff", only=[c.id for c in cases], variants_off=True)
+    wrong = [v.explain() for v in verdicts if not v.ok]
+    assert not wrong, "\n".join(wrong)
+    defaults = [v for v in verdicts if v.case.fails_with_variants_off == ()]
+    assert len(defaults) >= 2 and not any(v.failed for v in defaults), [v.failed for v in defaults]
+    assert all(v.case.fails for v in defaults)  # with variants on, the same code is a mistake

@@ -50,7 +50,10 @@ Variants. Where an assignment has per-student variants (utils/variant.py), every
 one of two student ids whose variants differ (``suite_ids``), picked by a stable hash of its id
 (``id_of``), with the id set as the grader sets it (``COURSE_STUDENT_ID``): the reference notebook
 runs once per id, every case once, so every hidden test is judged under two variants at the
-cost of one more reference run, and no test can lean on one student's numbers.
+cost of one more reference run, and no test can lean on one student's numbers. ``run(...,
+variants_off=True)`` (``course mutations --variants-off``) runs them with the assignment's variants
+off, everyone on the default numbers: a mistake that runs with the default numbers instead of the
+student's own is right then, and says so with ``fails_with_variants_off = []``.
 
 Trust: the cases are instructor code, run with the instructor's privileges. They are never
 student submissions; those are graded by nbgrader (course/grading.py).
@@ -100,7 +103,7 @@ class Kind(str, Enum):
         return self.value
 
 
-KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis"})
+KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis", "fails_with_variants_off"})
 WEAKNESSES = ("figure", "rule", "data", "cascade", "values", "advice")
 CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, training loops included
 # Set while the suite runs (the reference and every case), as grading sets them for a
@@ -157,6 +160,14 @@ class Case:
     fails: tuple[str, ...] = ()
     weakness: str | None = None
     diagnosis: str = ""  # a mistake's misconception, in the student's terms (course/commands/causes.py)
+    # The cells it fails where the assignment's variants are off (utils/variant.py), where that differs:
+    # a run with the default numbers is a mistake only while everyone has numbers of their own.
+    fails_with_variants_off: tuple[str, ...] | None = None
+
+    def declared(self, variants_off: bool = False) -> tuple[str, ...]:
+        """The test cells it must fail, with the assignment's variants on or off."""
+        return self.fails_with_variants_off if variants_off and self.fails_with_variants_off is not None \
+            else self.fails
 
 
 @dataclass(frozen=True)
@@ -171,10 +182,16 @@ class Verdict:
     cells_run: int = 0  # cells executed after the fork
     cpu: float = 0.0  # seconds of processor time the case took
     student: str = ""  # the student id it ran under (``suite_ids``): which variant it was judged on
+    variants_off: bool = False  # judged with the assignment's variants off (``run(variants_off=True)``)
+
+    @property
+    def fails(self) -> tuple[str, ...]:
+        """The cells it must fail in this run."""
+        return self.case.declared(self.variants_off)
 
     @property
     def ok(self) -> bool:
-        return not self.error and set(self.failed) == set(self.case.fails) and not self.unhelpful
+        return not self.error and set(self.failed) == set(self.fails) and not self.unhelpful
 
     @property
     def unhelpful(self) -> dict[str, str]:
@@ -188,8 +205,8 @@ class Verdict:
             return f"{self.case.id}: {self.error}"
         if self.case.kind is Kind.CORRECT:
             return f"{self.case.id} (correct) lost points in: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())
-        missed = sorted(set(self.case.fails) - set(self.failed))
-        extra = {k: v for k, v in self.failed.items() if k not in self.case.fails}
+        missed = sorted(set(self.fails) - set(self.failed))
+        extra = {k: v for k, v in self.failed.items() if k not in self.fails}
         parts = [f"not caught by {', '.join(missed)}"] if missed else []
         parts += [f"also failed {k}: {v}" for k, v in extra.items()]
         parts += [f"{k} fails without advice (a test should raise AssertionError with a message): {v}"
@@ -235,6 +252,8 @@ def load(assignment: str) -> list[Case]:
             fails=tuple(entry.get("fails", ())),
             weakness=entry.get("weakness"),
             diagnosis=" ".join(str(entry.get("diagnosis", "")).split()),
+            fails_with_variants_off=tuple(entry["fails_with_variants_off"])
+            if "fails_with_variants_off" in entry else None,
         )
         if (case.kind is Kind.CORRECT) == bool(case.fails):
             raise CourseError(f"{path}: cases.{case_id}: a correct variant fails no cell, a mistake fails at least one")
@@ -283,7 +302,7 @@ def _check(case: Case, cells: list[Cell], path: Path) -> int:
         cell = by_id.get(grade_id)
         if cell is None or not cell.is_solution:
             raise CourseError(f"{path}: cases.{case.id} replaces {grade_id!r}, which is not a solution cell of the notebook")
-    for grade_id in case.fails:
+    for grade_id in (*case.fails, *(case.fails_with_variants_off or ())):
         if grade_id not in by_id or not by_id[grade_id].is_test:
             raise CourseError(f"{path}: cases.{case.id} names {grade_id!r}, which is not a test cell of the notebook")
     first = min(by_id[g].index for g in case.cells)
@@ -1147,27 +1166,49 @@ def id_of(case_id: str, ids: tuple[str, ...]) -> str:
 
 
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
-        skip: bool = True, released: bool = False) -> list[Verdict]:
+        skip: bool = True, released: bool = False, variants_off: bool = False) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
     later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
     ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``).
 
     Each case runs under one of ``suite_ids`` (``id_of``), as the grader runs a submission under
-    its student's id: the reference notebook runs once per id, every case once."""
+    its student's id: the reference notebook runs once per id, every case once. ``variants_off``:
+    with the assignment's variants off instead (everyone has the default numbers), under one id;
+    each case is then judged against ``Case.declared(variants_off=True)``."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
     cells = notebook_cells(assignment)
     firsts = {case.id: _check(case, cells, path) for case in cases}
-    ids = suite_ids(assignment)
+    cfg = settings().variants
+    if variants_off:
+        cfg = replace(cfg, off=cfg.off | {assignment})
+    ids = (f"{SUITE_ID}-1",) if variants_off else suite_ids(assignment)
     verdicts: dict[str, Verdict] = {}
     for student in ids:
         mine = [c for c in cases if id_of(c.id, ids) == student]
         if mine:
-            environment = {**ENVIRONMENT, **settings().variants.kernel_environment(), numbers.GRADER_ID: student}
+            environment = {**ENVIRONMENT, **cfg.kernel_environment(), numbers.GRADER_ID: student}
             with _environment(environment):
-                verdicts.update(_run_pass(assignment, mine, cells, firsts, timeout, skip, released, student))
+                judged = _run_pass(assignment, mine, cells, firsts, timeout, skip, released, student)
+            verdicts.update({k: replace(v, variants_off=variants_off) for k, v in judged.items()})
     return [verdicts[c.id] for c in cases]
+
+
+def reading_variants(assignment: str, cases: list[Case] | None = None) -> list[Case]:
+    """The cases a variant can change: those that replace a cell whose code, or whose test cells,
+    read the student's numbers (``VARIANT``) or id (``STUDENT_ID``, which the hidden tests hand
+    to utils.variant). The cells after them read what those cells made, and the suite shows that
+    every verdict there holds under two variants."""
+    cells = notebook_cells(assignment)
+    names = {numbers.ID_NAME, "VARIANT"}
+
+    def reads(cell: Cell) -> bool:
+        scanned = _scan(cell.source)
+        return scanned is None or bool(scanned.reads & names)
+
+    touched = {c.grade_id for c in cells if c.is_solution and (reads(c) or any(reads(t) for t in tests_of(cells, c.index)))}
+    return [c for c in (load(assignment) if cases is None else cases) if set(c.cells) & touched]
 
 
 def _run_pass(assignment: str, cases: list[Case], cells: list[Cell], firsts: dict[str, int], timeout: float,
