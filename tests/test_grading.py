@@ -1,8 +1,14 @@
-"""Grade every assignment's sample submissions in a copy of the course and check the outcome.
+"""Grade an assignment's sample submissions in a copy of the course and check the outcome.
 
 The expected outcome of each sample is written by hand in samples/<assignment>/samples.toml
 (which test cells must fail); here the real pipeline (nbgrader via `python -m course`) grades
 the samples and every cell's score is compared with that expectation.
+
+Which samples: those the mutation suite cannot judge in-process (no notebook, the blank
+release, another student's id, a flag), the correct ones, a cell that raises and one typical
+mistake (``end_to_end``). The other samples are typical mistakes whose path through grading
+is the same; tests/test_mutations.py judges their declared scores with the mutation suite
+(``mutations.sample_cases``), and ``make demo`` grades them all.
 """
 
 from __future__ import annotations
@@ -28,6 +34,22 @@ from course.commands import samples
 from course.files import digest
 from course.plugins import bonus
 
+# A sample with a known mistake, the mutation case of that mistake, the cell it fails.
+LIKELY_CAUSE = {"autodiff": ("history_not_cloned", "v23_not_cloned", "test_2_3_train")}
+
+
+def end_to_end(assignment: str) -> list[samples.Sample]:
+    """The samples graded here through the whole pipeline (see the module's docstring)."""
+    from course.commands import mutations
+
+    judged = {case.id.removeprefix(mutations.SAMPLE) for case in mutations.sample_cases(assignment)}
+    every = samples.load(assignment)
+    mistakes = [s.student for s in every if s.fails and s.solutions == "all" and s.raw is None and not s.flags
+                and s.student != "cell_raises"]
+    chosen = {"alternative_correct", "cell_raises", *mistakes[:1], *LIKELY_CAUSE.get(assignment, ())[:1]}
+    return [s for s in every if s.student not in judged or s.student in chosen]
+
+
 GRADED = [
     pytest.param(name, marks=pytest.mark.xdist_group(f"grade-{name}"), id=name)
     for name in config.assignments()
@@ -41,6 +63,7 @@ class Graded:
     assignment: str
     output: str
     hashes_before: dict[str, str]
+    samples: list[samples.Sample]  # those graded (``end_to_end``)
 
     @property
     def db(self) -> Path:
@@ -64,8 +87,9 @@ def graded(request, tmp_path_factory) -> Graded:
     run_course(root, "samples", assignment)
     students = sorted(p.name for p in (root / "submitted").iterdir())
     before = {s: digest([root / "submitted" / s / assignment]) for s in students}
-    output = run_course(root, "grade", assignment).stdout
-    _GRADED[assignment] = Graded(root, assignment, output, before)
+    chosen = end_to_end(assignment)
+    output = run_course(root, "grade", assignment, *[arg for s in chosen for arg in ("--student", s.student)]).stdout
+    _GRADED[assignment] = Graded(root, assignment, output, before, chosen)
     return _GRADED[assignment]
 
 
@@ -83,7 +107,7 @@ def _autograded_cells(assignment: str) -> dict[str, dict[str, float]]:
 
 def test_every_sample_scores_as_declared(graded):
     tests = {gid: pts for nb in _autograded_cells(graded.assignment).values() for gid, pts in nb.items()}
-    for sample in samples.load(graded.assignment):
+    for sample in graded.samples:
         if sample.raw is not None:
             continue
         unknown = set(sample.fails) - set(tests)
@@ -95,17 +119,13 @@ def test_every_sample_scores_as_declared(graded):
         assert not wrong, f"sample {sample.student!r}: cells scored (got, expected): {wrong}"
 
 
-# A sample with a known mistake, the mutation case of that mistake, the cell it fails.
-LIKELY_CAUSE = {"autodiff": ("history_not_cloned", "v23_not_cloned", "test_2_3_train")}
-
-
 def test_a_sample_with_a_known_mistake_is_told_its_likely_cause(graded):
     if graded.assignment not in LIKELY_CAUSE:
         pytest.skip("no sample of this assignment is paired with a mutation case")
     from course.commands import mutations
 
     student, case, cell = LIKELY_CAUSE[graded.assignment]
-    assert next(s for s in samples.load(graded.assignment) if s.student == student).fails == (cell,)
+    assert next(s for s in graded.samples if s.student == student).fails == (cell,)
     diagnosis = next(c.diagnosis for c in mutations.load(graded.assignment) if c.id == case)
     nb = nbformat.read(graded.root / "autograded" / student / graded.assignment / f"{graded.assignment}.ipynb", 4)
     recorded = {nbcells.grade_id(c): nbcells.course_meta(c).get("likely_causes") for c in nb.cells if nbcells.grade_id(c)}
@@ -118,21 +138,21 @@ def test_a_sample_with_a_known_mistake_is_told_its_likely_cause(graded):
 def test_blank_sample_fails_every_test_and_correct_passes_all(graded):
     # The generated student version must fail every autograded test; the solution must pass all.
     tests = {gid for nb in _autograded_cells(graded.assignment).values() for gid in nb}
-    declared = {s.student: s for s in samples.load(graded.assignment)}
+    declared = {s.student: s for s in graded.samples}
     assert set(declared["blank"].fails) == tests
     assert declared["blank"].solutions == "none"
     assert declared["correct"].fails == () and declared["correct"].solutions == "all"
 
 
 def test_unreadable_submissions_are_reported_and_do_not_stop_grading(graded):
-    raw = [s for s in samples.load(graded.assignment) if s.raw is not None]
+    raw = [s for s in graded.samples if s.raw is not None]
     for sample in raw:
         line = next(l for l in graded.output.splitlines() if l.strip().startswith(sample.student))
         assert "error" in line and sample.error in line, line
         assert scores.read(graded.assignment, sample.student, db=graded.db) is None
     # A sample that declares flags (a copied notebook) is graded and flagged.
     graded_count = sum(1 for l in graded.output.splitlines() if re.fullmatch(r"\s+\S+\s+(graded|flagged)(: .*)?", l))
-    assert graded_count == len(samples.load(graded.assignment)) - len(raw)
+    assert graded_count == len(graded.samples) - len(raw)
 
 
 def test_samples_are_flagged_as_declared_and_held(graded):
@@ -146,7 +166,7 @@ def test_samples_are_flagged_as_declared_and_held(graded):
     cfg = settings().variants
     with open(graded.root / "grades.csv") as handle:
         rows = {r["student"]: r for r in csv.DictReader(handle) if r["assignment"] == graded.assignment}
-    for sample in (s for s in samples.load(graded.assignment) if s.raw is None):
+    for sample in (s for s in graded.samples if s.raw is None):
         receipt = receipts.read(layout, sample.student, graded.assignment)
         missing = [p for p in sample.flags if not any(p in f for f in receipt["flags"])]
         assert not missing, f"{sample.student}: flags {receipt['flags']} lack {missing}"
@@ -157,7 +177,7 @@ def test_samples_are_flagged_as_declared_and_held(graded):
         assert review.standing(sample.student, graded.assignment, layout).held
     if not variants.applies(graded.assignment, cfg):
         return
-    for student in ("correct", *(s.student for s in samples.load(graded.assignment) if s.flags)):
+    for student in ("correct", *(s.student for s in graded.samples if s.flags)):
         shown = variants.graded(graded.assignment, student, cfg)
         assert receipts.read(layout, student, graded.assignment)["variant"] == shown and f"'{student}'" in shown
         page = graded.root / "feedback" / student / graded.assignment / f"{graded.assignment}.html"
@@ -198,7 +218,7 @@ def test_feedback_exists_and_shows_no_hidden_test(graded):
     others = [p for p in (graded.root / "feedback").glob(f"*/{graded.assignment}/**/*")
               if p.is_file() and p.suffix != ".html"]
     assert not others, f"feedback/ should hold the pages only, not {others[:3]}"
-    students = {s.student for s in samples.load(graded.assignment) if s.raw is None}
+    students = {s.student for s in graded.samples if s.raw is None}
     assert {p.parts[-3] for p in pages} == students
     for page in pages:
         text = _text(page)
@@ -221,7 +241,7 @@ def test_grades_csv_lists_every_graded_student(graded):
     assert float(by_student["correct"]["bonus"]) == correct.bonus
     assert by_student["correct"]["written_status"] == ("pending" if correct.manual_max else "none")
     assert float(by_student["blank"]["total"]) == 0.0
-    assert set(by_student) == {s.student for s in samples.load(graded.assignment) if s.raw is None}
+    assert set(by_student) == {s.student for s in graded.samples if s.raw is None}
 
 
 def test_grading_again_is_skipped_when_nothing_changed_and_gives_identical_scores(graded):
@@ -229,7 +249,7 @@ def test_grading_again_is_skipped_when_nothing_changed_and_gives_identical_score
     `course verify`, must give scores and flags identical to their receipts (a flaky test is a bug)."""
     again = run_course(graded.root, "grade", graded.assignment).stdout
     assert re.search(r"correct\s+up to date", again), again
-    mistakes = [s.student for s in samples.load(graded.assignment)
+    mistakes = [s.student for s in graded.samples
                 if s.fails and s.raw is None and s.solutions == "all"][:1]
     assert len(mistakes) == 1
     chosen = [arg for student in ("correct", *mistakes) for arg in ("--student", student)]
@@ -246,7 +266,7 @@ def test_validate_passes_every_correct_samples_student_side_notebook(graded):
     # What a student's Validate button runs on a finished notebook: the student version
     # (hidden tests stripped) with correct answers must be told it passes, not that it
     # "WILL NOT receive full credit" (a test cell ending in a number reads as partial credit).
-    correct = [s.student for s in samples.load(graded.assignment) if s.solutions == "all" and not s.fails and s.raw is None]
+    correct = [s.student for s in graded.samples if s.solutions == "all" and not s.fails and s.raw is None]
     assert "correct" in correct
     for student in correct:
         for notebook in sorted(graded.submission(student).glob("*.ipynb")):

@@ -413,8 +413,12 @@ MIN_CORRECT, MIN_MISTAKES = 3, 5
 
 
 @pytest.mark.parametrize("assignment", SUITES)
-def test_every_case_is_judged_as_declared(assignment):
-    verdicts = mutations.run(assignment)
+def test_every_case_and_sample_is_judged_as_declared(assignment):
+    """The cases of mutations/<assignment>.toml, and the sample submissions the suite can judge in-process
+    (``sample_cases``: tests/test_grading.py grades the others, and a few of these, end to end)."""
+    cases = mutations.sample_cases(assignment)
+    assert len(cases) >= 5, [c.id for c in cases]
+    verdicts = mutations.run(assignment, cases=mutations.load(assignment) + cases)
     wrong = [v.explain() for v in verdicts if not v.ok]
     assert not wrong, f"{mutations.summary(assignment, verdicts)}\n" + "\n".join(wrong)
 

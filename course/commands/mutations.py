@@ -267,6 +267,36 @@ def load(assignment: str) -> list[Case]:
     return cases
 
 
+SAMPLE = "sample "  # the id of a sample submission judged as a case: "sample <student>"
+
+
+def sample_cases(assignment: str) -> list[Case]:
+    """The sample submissions (samples/<assignment>/samples.toml) this suite can judge, as cases: those
+    built from the solutions with code solution cells of their own (written answers do not count
+    for the autograded cells). Not those that are no notebook, start from the blank release, type
+    another student's id or must be flagged: grading judges those end to end (tests/test_grading.py)."""
+    from . import samples
+
+    code = {c.grade_id for c in notebook_cells(assignment) if c.is_solution}
+    written = {cell for cell in _answer_cells(assignment) if cell not in code}
+    cases = []
+    for sample in samples.load(assignment):
+        mine = {k: v for k, v in sample.cells.items() if k not in written}
+        own_id = numbers.normalise(sample.student_id or sample.student) == numbers.normalise(sample.student)
+        if sample.raw is not None or sample.solutions != "all" or not own_id or sample.flags \
+                or not mine or set(mine) - code:
+            continue
+        cases.append(Case(f"{SAMPLE}{sample.student}", Kind.MISTAKE if sample.fails else Kind.CORRECT, sample.about,
+                          mine, tuple(sample.fails)))
+    return cases
+
+
+def _answer_cells(assignment: str) -> set[str]:
+    """The grade ids of the notebook's answer cells, code and written."""
+    nb = nbformat.read(next((SOURCE / assignment).glob("*.ipynb")), as_version=4)
+    return {nbcells.grade_id(c) for c in nb.cells if nbutils.is_solution(c)}
+
+
 def notebook_cells(assignment: str) -> list[Cell]:
     """The code cells of the assignment's one source notebook, solutions as the reference."""
     notebooks = sorted((SOURCE / assignment).glob("*.ipynb"))
@@ -1166,7 +1196,8 @@ def id_of(case_id: str, ids: tuple[str, ...]) -> str:
 
 
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
-        skip: bool = True, released: bool = False, variants_off: bool = False) -> list[Verdict]:
+        skip: bool = True, released: bool = False, variants_off: bool = False,
+        cases: list[Case] | None = None) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
     later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
     ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``).
@@ -1174,10 +1205,11 @@ def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TI
     Each case runs under one of ``suite_ids`` (``id_of``), as the grader runs a submission under
     its student's id: the reference notebook runs once per id, every case once. ``variants_off``:
     with the assignment's variants off instead (everyone has the default numbers), under one id;
-    each case is then judged against ``Case.declared(variants_off=True)``."""
+    each case is then judged against ``Case.declared(variants_off=True)``. ``cases``: these instead of
+    those of mutations/<assignment>.toml (``sample_cases``, say)."""
     check_assignment(assignment)
     path = spec_path(assignment)
-    cases = [c for c in load(assignment) if not only or c.id in only]
+    cases = [c for c in (load(assignment) if cases is None else cases) if not only or c.id in only]
     cells = notebook_cells(assignment)
     firsts = {case.id: _check(case, cells, path) for case in cases}
     cfg = settings().variants
