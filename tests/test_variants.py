@@ -64,6 +64,47 @@ def test_every_choice_keeps_the_lesson_and_none_is_the_default():
     assert len({c.sigmoid_point > 0 for c in numbers.CHOICES["autodiff"]}) == 2
 
 
+def _race(starts, lrs, betas):
+    """Distances to (1, 1) of Adam runs on the banana, one row per (lr, start), in double
+    precision, with the course's reference Adam (torch.optim's first step imports 2 s of
+    compiler): one parameter tensor holds all starts, as Adam acts elementwise."""
+    import torch
+
+    from hidden_tests.optimizers import Reference
+    from utils.rosenbrock import rosenbrock
+
+    thetas = [torch.tensor(starts, dtype=torch.float64, requires_grad=True) for _ in lrs]
+    adams = [Reference.Adam([t], lr=lr, betas=betas) for t, lr in zip(thetas, lrs)]
+    rows = [torch.cat([t.detach() for t in thetas])]
+    for _ in range(250):
+        for t, adam in zip(thetas, adams):
+            adam.zero_grad()
+            rosenbrock(t[:, 0], t[:, 1]).sum().backward()
+            adam.step()
+        rows.append(torch.cat([t.detach() for t in thetas]))
+    return (torch.stack(rows, dim=1) - 1.0).norm(dim=2).tolist()
+
+
+def _settles(distances, most=200):
+    """The bonus's rule: the first N <= most after which the run stays within 1e-2 for 50 steps."""
+    return next((n for n in range(most + 1) if all(d < 1e-2 for d in distances[n:n + 51])), None)
+
+
+def test_every_bonus_start_keeps_the_race_a_race():
+    """optimizers' bonus from each student's start: the settings of the instructor's claim settle
+    within 200 steps after flying through (1, 1)'s neighbourhood first; Adam with its default
+    betas settles for no rate; a claim found from the default start holds from none."""
+    starts = [c.bonus_start for c in numbers.CHOICES["optimizers"]]
+    assert all(x < 0 for x, _ in starts), "every race starts beside the far arm of the valley"
+    for distances in _race(starts, [0.1], (0.9, 0.9)):
+        settled = _settles(distances)
+        assert settled is not None and next(n for n, d in enumerate(distances) if d < 1e-2) < settled
+    assert not [d for d in _race(starts, [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], (0.9, 0.999)) if _settles(d)]
+    [default] = _race([numbers.DEFAULTS["optimizers"].bonus_start], [0.1], (0.9, 0.9))
+    claim = _settles(default)
+    assert not [d for d in _race(starts, [0.1], (0.9, 0.9)) if all(x < 1e-2 for x in d[claim:claim + 51])]
+
+
 def test_the_grader_id_wins_over_the_typed_one(monkeypatch):
     monkeypatch.setenv(numbers.SALT, "salt")
     monkeypatch.setenv(numbers.OFF, "")
@@ -204,6 +245,8 @@ def test_the_mutation_suite_runs_under_two_ids_with_different_variants():
 COPIED = {
     "rosenbrock": ("rosenbrock_b2_plot", lambda n: [f"[{n.start[0]}, {n.start[1]}]", f"lr={n.lr}"]),
     "autodiff": ("autodiff_1_1", lambda n: [f"torch.tensor({n.point}, requires_grad=True)"]),
+    # the claim steps_to_settle finds for the instructor's settings from the author's start
+    "optimizers": ("optimizers_bonus", lambda n: [f"bonus_steps = {_settles(_race([n.bonus_start], [0.1], (0.9, 0.9))[0])}"]),
 }
 
 
@@ -221,6 +264,16 @@ def test_the_copied_sample_carries_numbers_that_are_not_its_own(assignment):
         "the copy's numbers are those of `correct` under the course's salt: update them after a new salt")
     content, _ = samples.render(sample, assignment, assignment)
     assert numbers.typed_id(nbformat.reads(content, as_version=4)) == "correct"
+
+
+def test_the_copied_bonus_claim_does_not_hold_from_the_submitters_start():
+    """Two starts differ, but a claim can hold from both: the copied claim of optimizers must not
+    hold from the start of the student who handed it in, or the copy would earn the bonus."""
+    cfg = settings().variants
+    own = numbers.compute("optimizers", "copied_from_correct", cfg.salt).numbers.bonus_start
+    [distances] = _race([own], [0.1], (0.9, 0.9))
+    claim = _settles(_race([numbers.compute("optimizers", "correct", cfg.salt).numbers.bonus_start], [0.1], (0.9, 0.9))[0])
+    assert not all(d < 1e-2 for d in distances[claim:claim + 51])
 
 
 def test_the_hand_in_check_shows_the_variant_it_used(tmp_path):
