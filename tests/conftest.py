@@ -59,14 +59,14 @@ def course_copy(tmp_path) -> Path:
 # -- order: the longest groups first ---------------------------------------------------------
 # `make test` runs on two workers that take whole xdist groups (--dist loadgroup) in the order
 # of this list (--no-loadscope-reorder). A long group that starts last leaves one worker alone
-# for minutes at the end, so the groups that take longest start first. The seconds are one
-# measured run on the 2-core machine (pytest --durations); they only order, so a stale figure
-# costs time, never a result.
-LONGEST = {"mutations-landscape": 480, "grade-landscape": 430, "mutations-mnist": 160, "grade-optimizers": 190,
-           "grade-mnist": 205, "grade-autodiff": 200, "grade-rosenbrock": 165, "grade-hostile": 150,
-           "grade-review": 90, "mutations-optimizers": 100, "mutations-rosenbrock": 95, "grade-mini": 60,
-           "grade-limits": 50, "roundtrip": 40, "browser": 50, "nb-landscape": 45, "grade-distributed": 30,
-           "mutations-autodiff": 27, "grade-resume": 26, "grade-fbmini": 25, "report": 20}
+# for minutes at the end, so the groups that take longest start first. The seconds come from
+# runs on the 2-core machine (pytest --durations) or from the work a group does; they only
+# order, so a stale figure costs time, never a result.
+LONGEST = {"mutations-landscape": 260, "mutations-mnist": 170, "grade-landscape": 130, "mutations-rosenbrock": 110,
+           "grade-hostile": 100, "mutations-optimizers": 100, "grade-autodiff": 90, "grade-review": 90,
+           "grade-rosenbrock": 75, "grade-optimizers": 75, "grade-mnist": 70, "mutations-autodiff": 60,
+           "grade-mini": 60, "nb-landscape": 60, "grade-limits": 50, "browser": 50, "roundtrip": 40,
+           "grade-distributed": 30, "grade-resume": 26, "grade-fbmini": 25, "report": 20}
 
 
 def _group(item) -> str:
