@@ -1,8 +1,8 @@
 """Per-student variants: the numbers of an exercise that depend on who hands it in.
 
 Some graded exercises use numbers of the student's own (a start point and a learning rate on
-Rosenbrock's function, the points where ``autodiff`` takes its first derivatives), so
-that a copied notebook carries the wrong numbers. This module is the one home of those
+Rosenbrock's function, the points where ``autodiff`` takes its first derivatives, the window
+that smooths ``mnist``'s loss curves), so that a copied notebook carries the wrong numbers. This module is the one home of those
 numbers: the notebook (its first cells), the visible tests and the hidden tests all call
 ``variant(assignment, typed_id)`` and get the same ``Variant``.
 
@@ -62,7 +62,14 @@ class AutodiffNumbers:
     sigmoid_point: float
 
 
-Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assignment with variants
+@dataclass(frozen=True)
+class MnistNumbers:
+    """2b (the plot): the number of iterations the moving average smooths each model's losses over."""
+
+    window: int
+
+
+Numbers = Union[RosenbrockNumbers, AutodiffNumbers, MnistNumbers]  # one typed value per assignment with variants
 
 # Each choice keeps the exercise's lesson: for Rosenbrock every start lies in the curved part
 # of the valley (|x| about 1, away from the minimum's straight stretch) and every rate lets
@@ -70,6 +77,7 @@ Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assig
 DEFAULTS: dict[str, Numbers] = {
     "rosenbrock": RosenbrockNumbers(start=(-1.0, -1.0), lr=0.1),
     "autodiff": AutodiffNumbers(point=2.0, sigmoid_point=0.173),
+    "mnist": MnistNumbers(window=25),
 }
 CHOICES: dict[str, tuple[Numbers, ...]] = {
     "rosenbrock": tuple(RosenbrockNumbers(start, lr)
@@ -79,6 +87,11 @@ CHOICES: dict[str, tuple[Numbers, ...]] = {
     # the sigmoid's second derivative changes sign at 0, so both signs are among the points.
     "autodiff": tuple(AutodiffNumbers(point, sigmoid_point) for point in (0.5, 1.0, 1.5, 2.5, 3.0, 3.5)
                       for sigmoid_point in (-0.8, 0.35, 1.2)),
+    # One epoch on the shipped digits is 250 batches (1875 on the full split): every window
+    # averages the batch-to-batch jumps away (10 still leaves them) and leaves at least 206
+    # points, the loss's fall over the first 50 iterations and the models' differences visible,
+    # so the six curves can still be compared. The training runs are the same for every window.
+    "mnist": tuple(MnistNumbers(window) for window in (15, 20, 30, 35, 40, 45)),
 }
 
 
