@@ -62,6 +62,8 @@ def test_every_choice_keeps_the_lesson_and_none_is_the_default():
     for choice in numbers.CHOICES["autodiff"]:  # f rises towards its peak at 5; sigma'' takes both signs
         assert 0 < choice.point < 5 and -2 < choice.sigmoid_point < 2
     assert len({c.sigmoid_point > 0 for c in numbers.CHOICES["autodiff"]}) == 2
+    for choice in numbers.CHOICES["mnist"]:  # smooths the jumps away, keeps most of a 250-batch epoch to see
+        assert isinstance(choice.window, int) and 15 <= choice.window <= 45
 
 
 def test_the_grader_id_wins_over_the_typed_one(monkeypatch):
@@ -204,6 +206,7 @@ def test_the_mutation_suite_runs_under_two_ids_with_different_variants():
 COPIED = {
     "rosenbrock": ("rosenbrock_b2_plot", lambda n: [f"[{n.start[0]}, {n.start[1]}]", f"lr={n.lr}"]),
     "autodiff": ("autodiff_1_1", lambda n: [f"torch.tensor({n.point}, requires_grad=True)"]),
+    "mnist": ("mnist_2b_plot", lambda n: [f"np.ones({n.window}) / {n.window}"]),
 }
 
 
