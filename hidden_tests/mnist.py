@@ -138,14 +138,18 @@ class Reference:
     function whose test failed (``fallback``)."""
 
     class SimpleMLP(nn.Module):
+        # The solution's modules, in its order: a model made with either has the same parameters
+        # and attributes (the mutation suite then sees that the cells after it compute the same).
         def __init__(self, dims):
             super().__init__()
+            self.flatten = nn.Flatten()
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+            self.activation = nn.ReLU()
 
         def forward(self, input):
-            out = input.flatten(1)
+            out = self.flatten(input)
             for layer in self.layers[:-1]:
-                out = torch.relu(layer(out))
+                out = self.activation(layer(out))
             return self.layers[-1](out)
 
     @staticmethod

@@ -197,3 +197,24 @@ def test_an_error_without_frames_is_named_by_type_unless_the_machinery_raised_it
                                      traceback=["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"])
     result = verdict(graded_cell("t", TEST_SOURCE, [timeout]), {"7"}, {}, set())
     assert result["message"] == "CellTimeoutError: No reply from kernel before timeout"
+
+
+def test_pages_share_what_is_the_same_and_show_what_differs():
+    """Highlighted code and converted markdown are remembered by their text (a class's pages share
+    all but the students' own cells): a page made from the remembered pieces is the page made anew,
+    and another student's code or answer shows as theirs."""
+    from course.plugins.feedback_page import FeedbackExporter, _Highlight
+
+    def page(code: str, answer: str) -> str:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code, id="code"),
+                                             nbformat.v4.new_markdown_cell(answer, id="answer")])
+        nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+        return FeedbackExporter().from_notebook_node(nb)[0]
+
+    first = page("total = sum(range(10))", "The loss falls as $\\frac{1}{n}$.")
+    _Highlight.remembered.seen.clear()
+    FeedbackExporter._markdown.seen.clear()
+    assert page("total = sum(range(10))", "The loss falls as $\\frac{1}{n}$.") == first
+    assert page("total = sum(range(10))", "The loss falls as $\\frac{1}{n}$.") == first  # from what was remembered
+    other = page("total = max(range(7))", "It rises.")
+    assert "max" in other and "It rises." in other and "frac" not in other and "<mfrac>" not in other

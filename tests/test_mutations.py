@@ -8,7 +8,9 @@ plausible mistake must fail exactly the cells it declares.
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
+import types
 
 import nbformat
 import pytest
@@ -266,6 +268,93 @@ def test_a_name_a_test_puts_back_through_globals_no_longer_makes_later_cells_run
     assert "test_last" in every.ran and "test_last" not in skipping.ran, skipping.ran
 
 
+def _hidden_tests_of_tiny(monkeypatch, reference_double: str) -> None:
+    """A hidden-tests module for the tiny notebook, as hidden_tests/<assignment>.py: a test of
+    ``double`` that puts ``Reference.double`` in the notebook when it fails (hidden_tests.common.fallback)."""
+    module = types.ModuleType("hidden_tests.tiny")
+    exec(textwrap.dedent(f'''
+        class Reference:
+            @staticmethod
+            def double(x):
+                return {reference_double}
+
+        def test_double(double, namespace):
+            if double(3) != 6:
+                namespace["double"] = Reference.double
+                raise AssertionError("double(3) should be 6")
+    '''), module.__dict__)
+    monkeypatch.setitem(sys.modules, "hidden_tests.tiny", module)
+
+
+def test_a_reference_a_hidden_test_puts_back_counts_as_the_solution(tiny, monkeypatch):
+    """When a hidden test puts the course's reference version in place of a student's failed function,
+    the later cells compute what the solution's would: the case stops there. Every later cell still runs
+    with skip=False, and the verdicts agree."""
+    _hidden_tests_of_tiny(monkeypatch, "x + x")
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    test_double = next(c for c in nb.cells if nbcells.grade_id(c) == "test_double")
+    test_double.source = ("from hidden_tests.tiny import test_double as _check\n_check(double, globals())\n"
+                          + test_double.source)
+    nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
+    nbformat.write(nb, path)
+    _write(tiny, '''
+        [cases.total_off]
+        kind = "mistake"
+        about = "the solution's double, from before the fork, is the course's as much as the reference version is"
+        fails = ["test_total"]
+        cells.sol_total = "def total(xs):\\n    return sum(double(x) for x in xs[:-1])"
+        [cases.triple]
+        kind = "mistake"
+        about = "3x: its test puts the reference back, so total (which calls double) is right again"
+        fails = ["test_double"]
+        cells.sol_double = "def double(x):\\n    return 3 * x"
+        [cases.shift]
+        kind = "correct"
+        about = "x + x, the student's own: the cells after it run with it"
+        cells.sol_double = "def double(x):\\n    return x + x"
+    ''')
+    skipping, every = ({v.case.id: v for v in mutations.run("tiny", skip=skip)} for skip in (True, False))
+    assert all(v.ok for v in [*skipping.values(), *every.values()]), [v.explain() for v in skipping.values()]
+    assert "test_total" not in skipping["triple"].ran, skipping["triple"].ran
+    assert "test_total" in every["triple"].ran
+    assert skipping["shift"].ran == ("test_double", "test_total", "test_square", "test_last"), skipping["shift"].ran
+    assert skipping["total_off"].ran == ("test_total",), skipping["total_off"].ran
+
+
+def test_a_reference_version_that_fails_a_cell_stops_the_suite(tiny, monkeypatch):
+    """The recorder runs the notebook with the references in place of the solutions: one that would
+    fail a later cell after a hidden test put it back is named, instead of hiding a cascade."""
+    _hidden_tests_of_tiny(monkeypatch, "3 * x")
+    _write(tiny, '[cases.a]\nkind = "correct"\ncells.sol_square = "def square(x):\\n    return x ** 2"\n')
+    with pytest.raises(CourseError, match=r"reference versions \(double.*test_double.*double\(3\) should be 6"):
+        mutations.run("tiny")
+
+
+def test_a_cell_that_starts_from_the_course_seed_puts_a_case_back_in_step(tiny):
+    """A case that drew a random number leaves the generators where the reference's did not; a later
+    cell whose first statement is seed_everything() starts from the same state either way, so the
+    case stops there when nothing else differs (and runs every later cell with skip=False)."""
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source += "\ndef seed_everything(seed=0):\n    random.seed(seed)"
+    at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell("seed_everything()\nLUCKY = random.random()"))
+    nbformat.write(nb, path)
+    _write(tiny, '''
+        [cases.draws]
+        kind = "correct"
+        about = "draws a random number: the generators differ until a cell starts from the seed"
+        cells.sol_total = "random.random()\\ndef total(xs):\\n    return sum(double(x) for x in xs)"
+    ''')
+    skipping, every = (mutations.run("tiny", skip=skip)[0] for skip in (True, False))
+    assert skipping.ok and every.ok, (skipping.explain(), every.explain())
+    assert skipping.ran == ("test_total",) and every.ran == ("test_total", "test_square"), (skipping.ran, every.ran)
+    assert skipping.cells_run == 2, skipping.cells_run  # its own cell and test; not the cell that seeds
+    assert mutations._scan("seed_everything()\nx = 1").reseeds and mutations._scan("g = utils.seed_everything(3)").reseeds
+    assert not mutations._scan("x = 1\nseed_everything()").reseeds
+
+
 def test_demonstration_cells_are_left_out_with_the_generators_where_the_reference_left_them(tiny):
     """A demonstration cell (it sizes a run with demo_size: utils/quick.py) makes nothing a graded cell
     reads, so a case leaves it out, even one that changes what it calls, and sets the random generators
@@ -365,3 +454,19 @@ def test_cases_run_under_two_student_ids_one_reference_pass_each(tiny, monkeypat
         assert verdicts[name].ok and verdicts[name].student == student
         assert verdicts[name].failed["test_double"] == f"AssertionError: as {student}"
     assert "[2 student ids: student-a, student-b]" in mutations.summary("tiny", list(verdicts.values()))
+
+
+@pytest.mark.xdist_group("mutations-autodiff")
+def test_with_variants_off_the_cases_of_the_variant_exercises_are_judged_as_declared():
+    """Variants off (course.toml [variants] off): everyone has the default numbers. The cases of the
+    exercises that read the student's numbers keep their verdicts, except the mistakes that run with
+    the default numbers, which are then right (``fails_with_variants_off``). autodiff here, the
+    cheapest; ``course mutations --variants-off`` runs every assignment (README)."""
+    cases = mutations.reading_variants("autodiff")
+    assert {g for c in cases for g in c.cells} == {"autodiff_1_1", "autodiff_1_5"}
+    verdicts = mutations.run("autodiff", only=[c.id for c in cases], variants_off=True)
+    wrong = [v.explain() for v in verdicts if not v.ok]
+    assert not wrong, "\n".join(wrong)
+    defaults = [v for v in verdicts if v.case.fails_with_variants_off == ()]
+    assert len(defaults) >= 2 and not any(v.failed for v in defaults), [v.failed for v in defaults]
+    assert all(v.case.fails for v in defaults)  # with variants on, the same code is a mistake

@@ -50,7 +50,10 @@ Variants. Where an assignment has per-student variants (utils/variant.py), every
 one of two student ids whose variants differ (``suite_ids``), picked by a stable hash of its id
 (``id_of``), with the id set as the grader sets it (``COURSE_STUDENT_ID``): the reference notebook
 runs once per id, every case once, so every hidden test is judged under two variants at the
-cost of one more reference run, and no test can lean on one student's numbers.
+cost of one more reference run, and no test can lean on one student's numbers. ``run(...,
+variants_off=True)`` (``course mutations --variants-off``) runs them with the assignment's variants
+off, everyone on the default numbers: a mistake that runs with the default numbers instead of the
+student's own is right then, and says so with ``fails_with_variants_off = []``.
 
 Trust: the cases are instructor code, run with the instructor's privileges. They are never
 student submissions; those are graded by nbgrader (course/grading.py).
@@ -100,7 +103,7 @@ class Kind(str, Enum):
         return self.value
 
 
-KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis"})
+KEYS = frozenset({"kind", "about", "cells", "fails", "weakness", "diagnosis", "fails_with_variants_off"})
 WEAKNESSES = ("figure", "rule", "data", "cascade", "values", "advice")
 CASE_TIMEOUT = 120.0  # seconds; the slowest case runs every later cell, training loops included
 # Set while the suite runs (the reference and every case), as grading sets them for a
@@ -127,6 +130,7 @@ class _Names:
     writes: frozenset[str] = frozenset()
     bodies: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = ()
     dynamic: bool = False
+    reseeds: bool = False  # its first statement calls ``seed_everything``: it starts from the course-wide seed
 
     def merged(self, other: _Names) -> _Names:
         bodies = {name: (reads, writes) for name, reads, writes in self.bodies}
@@ -134,7 +138,8 @@ class _Names:
             old = bodies.get(name, (frozenset(), frozenset()))
             bodies[name] = (old[0] | reads, old[1] | writes)
         return _Names(self.reads | other.reads, self.writes | other.writes,
-                      tuple((n, r, w) for n, (r, w) in bodies.items()), self.dynamic or other.dynamic)
+                      tuple((n, r, w) for n, (r, w) in bodies.items()), self.dynamic or other.dynamic,
+                      self.reseeds and other.reseeds)
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,14 @@ class Case:
     fails: tuple[str, ...] = ()
     weakness: str | None = None
     diagnosis: str = ""  # a mistake's misconception, in the student's terms (course/commands/causes.py)
+    # The cells it fails where the assignment's variants are off (utils/variant.py), where that differs:
+    # a run with the default numbers is a mistake only while everyone has numbers of their own.
+    fails_with_variants_off: tuple[str, ...] | None = None
+
+    def declared(self, variants_off: bool = False) -> tuple[str, ...]:
+        """The test cells it must fail, with the assignment's variants on or off."""
+        return self.fails_with_variants_off if variants_off and self.fails_with_variants_off is not None \
+            else self.fails
 
 
 @dataclass(frozen=True)
@@ -169,10 +182,16 @@ class Verdict:
     cells_run: int = 0  # cells executed after the fork
     cpu: float = 0.0  # seconds of processor time the case took
     student: str = ""  # the student id it ran under (``suite_ids``): which variant it was judged on
+    variants_off: bool = False  # judged with the assignment's variants off (``run(variants_off=True)``)
+
+    @property
+    def fails(self) -> tuple[str, ...]:
+        """The cells it must fail in this run."""
+        return self.case.declared(self.variants_off)
 
     @property
     def ok(self) -> bool:
-        return not self.error and set(self.failed) == set(self.case.fails) and not self.unhelpful
+        return not self.error and set(self.failed) == set(self.fails) and not self.unhelpful
 
     @property
     def unhelpful(self) -> dict[str, str]:
@@ -186,8 +205,8 @@ class Verdict:
             return f"{self.case.id}: {self.error}"
         if self.case.kind is Kind.CORRECT:
             return f"{self.case.id} (correct) lost points in: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())
-        missed = sorted(set(self.case.fails) - set(self.failed))
-        extra = {k: v for k, v in self.failed.items() if k not in self.case.fails}
+        missed = sorted(set(self.fails) - set(self.failed))
+        extra = {k: v for k, v in self.failed.items() if k not in self.fails}
         parts = [f"not caught by {', '.join(missed)}"] if missed else []
         parts += [f"also failed {k}: {v}" for k, v in extra.items()]
         parts += [f"{k} fails without advice (a test should raise AssertionError with a message): {v}"
@@ -233,6 +252,8 @@ def load(assignment: str) -> list[Case]:
             fails=tuple(entry.get("fails", ())),
             weakness=entry.get("weakness"),
             diagnosis=" ".join(str(entry.get("diagnosis", "")).split()),
+            fails_with_variants_off=tuple(entry["fails_with_variants_off"])
+            if "fails_with_variants_off" in entry else None,
         )
         if (case.kind is Kind.CORRECT) == bool(case.fails):
             raise CourseError(f"{path}: cases.{case_id}: a correct variant fails no cell, a mistake fails at least one")
@@ -281,7 +302,7 @@ def _check(case: Case, cells: list[Cell], path: Path) -> int:
         cell = by_id.get(grade_id)
         if cell is None or not cell.is_solution:
             raise CourseError(f"{path}: cases.{case.id} replaces {grade_id!r}, which is not a solution cell of the notebook")
-    for grade_id in case.fails:
+    for grade_id in (*case.fails, *(case.fails_with_variants_off or ())):
         if grade_id not in by_id or not by_id[grade_id].is_test:
             raise CourseError(f"{path}: cases.{case.id} names {grade_id!r}, which is not a test cell of the notebook")
     first = min(by_id[g].index for g in case.cells)
@@ -480,7 +501,18 @@ def _scan(source: str) -> _Names | None:
         return bound
 
     block(tree.body, set())
-    return _Names(frozenset(reads), frozenset(writes), tuple((n, r, w) for n, (r, w) in bodies.items()), dynamic[0])
+    return _Names(frozenset(reads), frozenset(writes), tuple((n, r, w) for n, (r, w) in bodies.items()), dynamic[0],
+                  _reseeds(tree.body[0]) if tree.body else False)
+
+
+def _reseeds(statement: ast.stmt) -> bool:
+    """``seed_everything(...)`` (utils/seed.py), alone or assigned: every random generator the
+    notebooks use starts again from the course-wide seed, whatever state the cells before left."""
+    call = getattr(statement, "value", None) if isinstance(statement, (ast.Expr, ast.Assign)) else None
+    if not isinstance(call, ast.Call):
+        return False
+    func = call.func
+    return (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) == "seed_everything"
 
 
 def _through_calls(names: _Names, bodies: dict) -> tuple[set[str], set[str]]:
@@ -509,10 +541,36 @@ def _code(code: types.CodeType) -> tuple:
     return (code.co_code, consts, code.co_names, code.co_varnames)
 
 
+# id -> the function or class: those the notebook's own cells defined when they ran with the course's
+# code (``_Session.run`` without a case's source). Kept alive here, so that no id is reused.
+_COURSE_OBJECTS: dict[int, object] = {}
+
+
+def _is_course_code(value) -> bool:
+    """A function or class of the course's code: defined by a cell that ran the course's solution, or
+    one of the course's reference versions in ``hidden_tests`` (what a hidden test puts back)."""
+    return id(value) in _COURSE_OBJECTS or str(getattr(value, "__module__", "")).startswith("hidden_tests.")
+
+
+def _course_contents(value, path: tuple):
+    """A function or class of the course's code, by its name and what it was made with (a class's
+    bases and plain attributes; a function's defaults and closure), not by its code: the solution's
+    ``SimpleMLP`` and the ``Reference.SimpleMLP`` a hidden test puts in its place compare equal.
+    That they compute the same is proven on the whole notebook by the recorder (``_record``)."""
+    if isinstance(value, type):
+        plain = sorted((k, _contents(v, path)) for k, v in vars(value).items()
+                       if not k.startswith("__") and not callable(v) and not isinstance(v, (staticmethod, classmethod,
+                                                                                           property)))
+        return ("course", value.__name__, tuple(_contents(b, path) for b in value.__bases__), plain)
+    cells = tuple(_contents(c.cell_contents, path) for c in value.__closure__ or ())
+    return ("course", value.__name__, _contents(value.__defaults__, path), _contents(value.__kwdefaults__, path), cells)
+
+
 def _contents(value, path: tuple = ()):
     """The contents of a value as a structure of plain Python values, comparable across processes:
-    tensors and arrays by a checksum of their bytes (so ``p.data -= ...`` shows too), the notebook's
-    functions and classes by their code, libraries' by their names, other objects by their attributes."""
+    tensors and arrays by a checksum of their bytes (so ``p.data -= ...`` shows too), the course's
+    functions and classes by their names (``_course_contents``), a case's by their code, libraries'
+    by their names, other objects by their attributes."""
     import zlib
 
     if isinstance(value, (int, float, complex, str, bytes, type(None), range, slice)):
@@ -524,6 +582,8 @@ def _contents(value, path: tuple = ()):
     if len(path) > 40:  # deeper than any model or loader: not read
         raise _Unknown
     path = (*path, id(value))
+    if isinstance(value, (types.FunctionType, type)) and _is_course_code(value):
+        return _course_contents(value, path)
     if isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) == _OWN_MODULE:
         if isinstance(value, type):
             members = sorted((k, _contents(getattr(v, "__func__", v), path)) for k, v in vars(value).items()
@@ -593,21 +653,26 @@ def _digests(names, namespace: dict) -> dict[str, str | None]:
 
 
 def _state() -> str:
-    """A digest of the process-wide state a later cell may depend on without naming it."""
+    """A digest of the process-wide state a later cell may depend on without naming it:
+    ``<the rest>.<the random generators>`` (``_same_but_generators`` compares the first part)."""
     import random
 
-    digest = hashlib.blake2b(repr(random.getstate()).encode(), digest_size=16)
-    digest.update(os.getcwd().encode())
+    generators = hashlib.blake2b(repr(random.getstate()).encode(), digest_size=16)
+    rest = hashlib.blake2b(os.getcwd().encode(), digest_size=16)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         kind, keys, position, *_ = numpy.random.get_state()
-        digest.update(keys.tobytes() + repr(position).encode())
+        generators.update(keys.tobytes() + repr(position).encode())
     torch = sys.modules.get("torch")
     if torch is not None:
-        digest.update(repr((torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_default_dtype(),
-                            torch.are_deterministic_algorithms_enabled())).encode())
-        digest.update(torch.random.get_rng_state().numpy().tobytes())
-    return digest.hexdigest()
+        rest.update(repr((torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_default_dtype(),
+                          torch.are_deterministic_algorithms_enabled())).encode())
+        generators.update(torch.random.get_rng_state().numpy().tobytes())
+    return f"{rest.hexdigest()}.{generators.hexdigest()}"
+
+
+def _same_but_generators(state: str | None, other: str | None) -> bool:
+    return state is not None and other is not None and state.split(".")[0] == other.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -623,23 +688,62 @@ class _Reference:
         return self.contents[k] if k < len(self.contents) else {}
 
 
-def _record(session: _Session, cells: list[Cell], timeout: float, demos: frozenset[int] = frozenset()) -> _Reference:
+def course_references(assignment: str) -> dict[str, object]:
+    """The course's reference versions that hidden tests put in place of a student's failed function
+    or class (``hidden_tests/<assignment>.py``, class ``Reference``), by the notebook's names."""
+    try:
+        module = importlib.import_module(f"hidden_tests.{assignment}")
+    except ImportError:
+        return {}
+    holder = getattr(module, "Reference", None)
+    if not isinstance(holder, type):
+        return {}
+    found = {name: getattr(holder, name) for name in vars(holder) if not name.startswith("_")}
+    return {name: value for name, value in found.items() if isinstance(value, (types.FunctionType, type))}
+
+
+def _put_references(namespace: dict, references: dict[str, object]) -> None:
+    """Put each reference version where a cell of the course's code bound the solution's."""
+    for name, reference in references.items():
+        if name in namespace and id(namespace[name]) in _COURSE_OBJECTS:
+            namespace[name] = reference
+
+
+def _record(session: _Session, cells: list[Cell], timeout: float, demos: frozenset[int] = frozenset(),
+            references: dict[str, object] | None = None) -> _Reference:
     """Run the reference notebook in a child: the process-wide state and the contents of every global
     after every cell, the random generators after each demonstration cell (``demos``), and the
     modules it imports. If the run fails, nothing is known (no cell is skipped) and the parent's own
-    run reports why."""
+    run reports why.
+
+    The child runs with the course's ``references`` in place of the solutions' functions and classes
+    from the cell that defines each on, as a graded notebook has them once a hidden test put them
+    back: a case whose hidden test puts one back then compares equal and stops there
+    (``_course_contents``). So this run proves what that rests on: every test cell passes with the
+    references in place; if one fails, the suite stops with a CourseError that names it."""
+    references = references or {}
 
     def work():
-        states, contents, generators = [_state()], [], {}
+        states, contents, generators, failures = [_state()], [], {}, {}
         for cell in cells:
-            session.run(cell)
+            failure = session.run(cell)
+            if failure and references:
+                failures[cell.grade_id] = failure
+            _put_references(session.namespace, references)
             states.append(_state())
             contents.append(_digests([n for n in session.namespace if not n.startswith("__")], session.namespace))
             if cell.index in demos:
                 generators[cell.index] = _generators()
-        return {"states": states, "contents": contents, "modules": list(sys.modules), "generators": generators}
+        return {"states": states, "contents": contents, "modules": list(sys.modules), "generators": generators,
+                "failures": failures}
 
     result = _in_child(work, timeout)
+    if result.get("failures"):
+        named = "; ".join(f"{cell}: {failure}" for cell, failure in result["failures"].items())
+        raise CourseError(f"with the course's reference versions ({', '.join(sorted(references))}: class Reference "
+                          f"of hidden_tests) in place of the solutions, the notebook fails in {named}. A hidden test "
+                          "puts them in place of a student's failed code, so they must pass every cell as the "
+                          "solutions do.")
     if "error" in result:
         return _Reference((None,) * (len(cells) + 1))
     return _Reference(tuple(result["states"]), tuple(result["contents"]), tuple(result["modules"]),
@@ -737,8 +841,10 @@ class _Session:
         """Execute a cell; the first line of its failure, or None if it passed.
 
         Text on stderr fails a test cell only: nbgrader scores only test cells."""
+        course_code = source is None
         source = self._transform(cell.source if source is None else source)
         stderr = io.StringIO()
+        before = {name: id(value) for name, value in self.namespace.items()}
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                     contextlib.redirect_stderr(stderr):
@@ -750,9 +856,23 @@ class _Session:
             lines = traceback.format_exception_only(type(exc), exc)
             message = (lines[-1].strip() if lines else type(exc).__name__)[:500]
             return Failure(message, visible=_raised_by_visible_line(cell, exc))
+        finally:
+            if course_code:
+                self._note_course_objects(source, before)
         if cell.is_test and stderr.getvalue().strip():
             return Failure(f"wrote to stderr: {stderr.getvalue().strip().splitlines()[0][:300]}")
         return None
+
+
+    def _note_course_objects(self, source: str, before: dict[str, int]) -> None:
+        """Remember the functions and classes a cell of the course's code defined (``def``/``class``
+        under that name, a new object), for ``_course_contents``."""
+        defined = {name for name, _, _ in (_scan(source) or _Names()).bodies}
+        for name in defined:
+            value = self.namespace.get(name)
+            if isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) == _OWN_MODULE \
+                    and getattr(value, "__name__", None) == name and before.get(name) != id(value):
+                _COURSE_OBJECTS[id(value)] = value
 
 
 class Failure(str):
@@ -843,6 +963,7 @@ class _Tracker:
         self.changed: set[str] = set()
         self.everything_changed = False
         self.in_step = True  # the process-wide state equals the reference's
+        self.in_step_but_generators = True  # ... apart from the random generators
 
     def _define(self, cell_names: _Names) -> None:
         self.bodies.update({n: (r, w) for n, r, w in cell_names.bodies})
@@ -851,14 +972,14 @@ class _Tracker:
         return self.cells[k].grade_id in self.case.cells
 
     def affected(self, k: int) -> bool:
-        if self.replaced(k) or k in self.own_tests or self.everything_changed or not self.in_step:
+        if self.replaced(k) or k in self.own_tests or self.everything_changed or not self._starts_in_step(k):
             return True
         bodies = {**self.bodies, **{n: (r, w) for n, r, w in self.names[k].bodies}}
         return bool(_through_calls(self.names[k], bodies)[0] & self.changed)
 
     def settled(self, k: int) -> bool:
         """From cell k on, every cell computes what the reference computes."""
-        if not self.in_step or self.everything_changed:
+        if not self._starts_in_step(k) or self.everything_changed:
             return False
         bodies = dict(self.bodies)
         for j in range(k, len(self.cells)):
@@ -868,6 +989,11 @@ class _Tracker:
             if self.replaced(j) or j in self.own_tests or _through_calls(self.names[j], bodies)[0] & self.changed:
                 return False
         return True
+
+    def _starts_in_step(self, k: int) -> bool:
+        """Cell k runs from the reference's process-wide state: it is in step, or only the random
+        generators differ and the cell first sets them from the course-wide seed."""
+        return self.in_step or (self.in_step_but_generators and self.names[k].reseeds)
 
     def skippable(self, k: int) -> bool:
         """An unaffected cell nobody later reads from, which leaves the process-wide state alone."""
@@ -898,7 +1024,9 @@ class _Tracker:
                     self.changed.discard(name)  # back to the reference's value (a test put a reference back)
                 elif affected and name in reads | writes:
                     self.changed.add(name)
-        self.in_step = self.reference.states[k + 1] is not None and _state() == self.reference.states[k + 1]
+        now, then = _state(), self.reference.states[k + 1]
+        self.in_step = then is not None and now == then
+        self.in_step_but_generators = _same_but_generators(now, then)
 
 
 def _case_names(session: _Session, case: Case, cells: list[Cell], reference_names: list[_Names | None]) -> list[_Names]:
@@ -1038,27 +1166,49 @@ def id_of(case_id: str, ids: tuple[str, ...]) -> str:
 
 
 def run(assignment: str, only: list[str] | None = None, timeout: float = CASE_TIMEOUT,
-        skip: bool = True, released: bool = False) -> list[Verdict]:
+        skip: bool = True, released: bool = False, variants_off: bool = False) -> list[Verdict]:
     """Judge every case of ``assignment`` (or those whose ids are in ``only``), each through every
     later cell of the notebook; ``skip=False`` runs every later cell even where it cannot differ;
     ``released``: a test cell that fails in a hidden test also runs as students have it (``Verdict.released``).
 
     Each case runs under one of ``suite_ids`` (``id_of``), as the grader runs a submission under
-    its student's id: the reference notebook runs once per id, every case once."""
+    its student's id: the reference notebook runs once per id, every case once. ``variants_off``:
+    with the assignment's variants off instead (everyone has the default numbers), under one id;
+    each case is then judged against ``Case.declared(variants_off=True)``."""
     check_assignment(assignment)
     path = spec_path(assignment)
     cases = [c for c in load(assignment) if not only or c.id in only]
     cells = notebook_cells(assignment)
     firsts = {case.id: _check(case, cells, path) for case in cases}
-    ids = suite_ids(assignment)
+    cfg = settings().variants
+    if variants_off:
+        cfg = replace(cfg, off=cfg.off | {assignment})
+    ids = (f"{SUITE_ID}-1",) if variants_off else suite_ids(assignment)
     verdicts: dict[str, Verdict] = {}
     for student in ids:
         mine = [c for c in cases if id_of(c.id, ids) == student]
         if mine:
-            environment = {**ENVIRONMENT, **settings().variants.kernel_environment(), numbers.GRADER_ID: student}
+            environment = {**ENVIRONMENT, **cfg.kernel_environment(), numbers.GRADER_ID: student}
             with _environment(environment):
-                verdicts.update(_run_pass(assignment, mine, cells, firsts, timeout, skip, released, student))
+                judged = _run_pass(assignment, mine, cells, firsts, timeout, skip, released, student)
+            verdicts.update({k: replace(v, variants_off=variants_off) for k, v in judged.items()})
     return [verdicts[c.id] for c in cases]
+
+
+def reading_variants(assignment: str, cases: list[Case] | None = None) -> list[Case]:
+    """The cases a variant can change: those that replace a cell whose code, or whose test cells,
+    read the student's numbers (``VARIANT``) or id (``STUDENT_ID``, which the hidden tests hand
+    to utils.variant). The cells after them read what those cells made, and the suite shows that
+    every verdict there holds under two variants."""
+    cells = notebook_cells(assignment)
+    names = {numbers.ID_NAME, "VARIANT"}
+
+    def reads(cell: Cell) -> bool:
+        scanned = _scan(cell.source)
+        return scanned is None or bool(scanned.reads & names)
+
+    touched = {c.grade_id for c in cells if c.is_solution and (reads(c) or any(reads(t) for t in tests_of(cells, c.index)))}
+    return [c for c in (load(assignment) if cases is None else cases) if set(c.cells) & touched]
 
 
 def _run_pass(assignment: str, cases: list[Case], cells: list[Cell], firsts: dict[str, int], timeout: float,
@@ -1075,7 +1225,8 @@ def _run_pass(assignment: str, cases: list[Case], cells: list[Cell], firsts: dic
             session = _Session(workdir)
             reference_names = [session.names(cell.source) for cell in cells]
             _state()  # numpy seeds its global generator on first use: once here, so every child starts alike
-            reference = _record(session, cells, timeout * 2, demonstration_cells(cells, reference_names))
+            reference = _record(session, cells, timeout * 2, demonstration_cells(cells, reference_names),
+                                course_references(assignment))
             _warm(reference.modules)
             runs: dict[tuple, Verdict] = {}  # cases with the same code are one run, judged once per case
             for cell in cells:
