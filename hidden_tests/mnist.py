@@ -27,7 +27,8 @@ One slip costs one cell:
 
 The figures are judged against the student's own numbers, by what they show: every model's
 curve or bars, in a style of its own that a legend entry (of the panel or of the figure)
-names.
+names; the loss curves smoothed over the student's own window (utils/variant.py: the one
+number of this sheet that depends on the student; the grader's id wins over the typed one).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from hidden_tests.common import (bars, check_exact_class, check_floats, check_gr
                                  legend_entries, no_optimizer_created, optimizer_steps, single_thread, style_of)
 from utils.checks import check_close, check_figure
 from utils.figures import main_axes
+from utils.variant import DEFAULTS, variant
 
 # ----------------------------------------------------------------------------- simulated devices
 
@@ -517,7 +519,7 @@ def _check_optimizer(i, model, optimizer, n_batches):
         "sheet's rule: train each model once, for one epoch, on train_loader")
 
 
-def _smoothed(losses, window=25):
+def _smoothed(losses, window):
     values = np.asarray([float(v) for v in losses], dtype=float)
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
@@ -541,21 +543,35 @@ def _told_apart(series_styles, entries, figure, what):
                 f"{what}s with a name of its own")
 
 
-def test_loss_figure(fig, all_losses, window=25):
-    """Task 2b's plot: every model's losses smoothed by a moving average of 25, each curve in a style
-    of its own, named by a legend (of the panel or of the figure)."""
+def test_loss_figure(fig, all_losses, student_id=""):
+    """Task 2b's plot: every model's losses smoothed by a moving average over the student's own
+    window (utils/variant.py; the grader's id wins over the typed one), each curve in a style of its
+    own, named by a legend (of the panel or of the figure)."""
+    window = variant("mnist", student_id).numbers.window
     check_gradients_on("the code of the plot of Task 2b")
     check_figure(fig, "fig_losses", n_axes=1)
     ax = main_axes(fig)[0]
     styles = []
     for i, losses in enumerate(all_losses):
         found = curves(ax, _smoothed(losses, window))
-        assert found, (
-            f"fig_losses does not show the losses of model {i + 1} smoothed by a moving average of {window} "
-            f"(np.convolve(losses, np.ones({window}) / {window}, mode='valid'))")
+        if not found:
+            _not_the_default_window(ax, losses, window)
+            raise AssertionError(
+                f"fig_losses does not show the losses of model {i + 1} smoothed as the sheet says: a moving average "
+                "over your own window (window, from your student id), np.convolve(losses, np.ones(window) / window, "
+                "mode='valid')")
         styles.append({style_of(artist) for artist in found})
     assert legend_entries(ax), "fig_losses needs a legend with one entry per model: label each curve, then ax.legend()"
     _told_apart(styles, legend_entries(ax), "fig_losses", "curve")
+
+
+def _not_the_default_window(ax, losses, window):
+    """A curve smoothed over the default window where the student's own differs: the one message
+    that says so (the student kept the example's window)."""
+    default = DEFAULTS["mnist"].window
+    if window != default and curves(ax, _smoothed(losses, default)):
+        raise AssertionError("the sheet says: smooth over your own window, window, which comes from your student "
+                             "id; fig_losses smooths over the default window instead")
 
 
 # ----------------------------------------------------------------------------- Task 3a, 3b

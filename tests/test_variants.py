@@ -62,6 +62,8 @@ def test_every_choice_keeps_the_lesson_and_none_is_the_default():
     for choice in numbers.CHOICES["autodiff"]:  # f rises towards its peak at 5; sigma'' takes both signs
         assert 0 < choice.point < 5 and -2 < choice.sigmoid_point < 2
     assert len({c.sigmoid_point > 0 for c in numbers.CHOICES["autodiff"]}) == 2
+    for choice in numbers.CHOICES["mnist"]:  # smooths the jumps away, keeps most of a 250-batch epoch to see
+        assert isinstance(choice.window, int) and 15 <= choice.window <= 45
 
 
 def _race(starts, lrs, betas):
@@ -247,6 +249,7 @@ COPIED = {
     "autodiff": ("autodiff_1_1", lambda n: [f"torch.tensor({n.point}, requires_grad=True)"]),
     # the claim steps_to_settle finds for the instructor's settings from the author's start
     "optimizers": ("optimizers_bonus", lambda n: [f"bonus_steps = {_settles(_race([n.bonus_start], [0.1], (0.9, 0.9))[0])}"]),
+    "mnist": ("mnist_2b_plot", lambda n: [f"np.ones({n.window}) / {n.window}"]),
 }
 
 
