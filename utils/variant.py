@@ -62,7 +62,14 @@ class AutodiffNumbers:
     sigmoid_point: float
 
 
-Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assignment with variants
+@dataclass(frozen=True)
+class LandscapeNumbers:
+    """Task 0: the index of the first training digit of the 3,200-digit subset."""
+
+    first: int
+
+
+Numbers = Union[RosenbrockNumbers, AutodiffNumbers, LandscapeNumbers]  # one typed value per assignment with variants
 
 # Each choice keeps the exercise's lesson: for Rosenbrock every start lies in the curved part
 # of the valley (|x| about 1, away from the minimum's straight stretch) and every rate lets
@@ -70,6 +77,7 @@ Numbers = Union[RosenbrockNumbers, AutodiffNumbers]  # one typed value per assig
 DEFAULTS: dict[str, Numbers] = {
     "rosenbrock": RosenbrockNumbers(start=(-1.0, -1.0), lr=0.1),
     "autodiff": AutodiffNumbers(point=2.0, sigmoid_point=0.173),
+    "landscape": LandscapeNumbers(first=0),
 }
 CHOICES: dict[str, tuple[Numbers, ...]] = {
     "rosenbrock": tuple(RosenbrockNumbers(start, lr)
@@ -79,6 +87,12 @@ CHOICES: dict[str, tuple[Numbers, ...]] = {
     # the sigmoid's second derivative changes sign at 0, so both signs are among the points.
     "autodiff": tuple(AutodiffNumbers(point, sigmoid_point) for point in (0.5, 1.0, 1.5, 2.5, 3.0, 3.5)
                       for sigmoid_point in (-0.8, 0.35, 1.2)),
+    # Every subset is 3,200 digits of the training split, inside its first 8,000 (all of it
+    # without network), so the runs cost what they cost before; every one leaves the lessons of
+    # the runs intact (benchmarks/landscape_variants.py runs them all): OneFCNet zig-zags into its
+    # bowl, the CNN starts on its plateau, momentum gets lowest, a decay of 0.1 stalls, and the
+    # averaged model beats the epoch ends it averages.
+    "landscape": tuple(LandscapeNumbers(first) for first in (800, 1600, 2400, 3200, 4000, 4800)),
 }
 
 
