@@ -12,8 +12,9 @@ whether each lesson the runs exist to show holds:
   plateau    full-batch GD on the CNN is still on its plateau after 6 steps (loss above 2.1);
   sgd slow   mini-batch SGD at 0.02 ends far above SGD with momentum (it leaves the plateau late);
   rms jump   RMSProp's first steps jump: its loss exceeds 10 (V starts at 0);
-  decay      in the sweep of decay factors, d = 0.1 ends worst and d = 0.01 better than d = 0.1
-             and than no decay, or within 0.03 of the best (the rate decays, and how fast matters);
+  decay      in the sweep of decay factors, d = 0.01 ends below d = 0.1 (a rate that decays too
+             fast stalls) and at most 0.03 above the better of the smaller factors, 0 and 0.001
+             (on the default subset it ends 0.004 above no decay, and lowest after epoch 4);
   swa        the averaged model has a lower validation loss than every epoch end it averages.
 
     .venv/bin/python benchmarks/landscape_variants.py [--first 0 800 ...]
@@ -81,8 +82,7 @@ def lessons(ns: dict) -> dict[str, bool]:
         "plateau": cnn[5] > 2.1,
         "sgd slow": runs["SGD"][-1] > 2 * runs["SGD with momentum"][-1],
         "rms jump": max(runs["RMSProp"][:20]) > 10,
-        "decay": (max(sweep, key=sweep.get) == "d = 0.1" and sweep["d = 0.01"] < sweep["d = 0.1"]
-                  and (sweep["d = 0.01"] <= sweep["d = 0.0"] or sweep["d = 0.01"] <= min(sweep.values()) + 0.03)),
+        "decay": sweep["d = 0.01"] < sweep["d = 0.1"] and sweep["d = 0.01"] <= min(sweep["d = 0.0"], sweep["d = 0.001"]) + 0.03,
         "swa": ns["swa_val_loss"] < min(ends),
     }
 
