@@ -42,9 +42,15 @@ from torch import nn
 from hidden_tests._spies import optimizers_created
 from hidden_tests.common import single_thread, using
 from utils.checks import check_close, check_tensor
+from utils.variant import DEFAULTS, variant
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-SUBSET = 50 * 64  # the sheet's subset: 50 batches of 64
+SUBSET = 50 * 64  # the sheet's subset: 50 batches of 64, from the student's own first digit
+
+
+def own_first(student_id: str = "") -> int:
+    """The index of the student's first digit (utils/variant.py; the grader's id wins over the typed one)."""
+    return variant("landscape", student_id).numbers.first
 
 
 
@@ -324,8 +330,9 @@ def test_adam(Adam) -> None:
 def _reference_data(ns) -> dict:
     from utils.mnist import TensorLoader
 
-    images = (ns["train_images"][:SUBSET] - MNIST_MEAN) / MNIST_STD
-    labels = ns["train_labels"][:SUBSET]
+    first = own_first(ns.get("STUDENT_ID", ""))
+    images = (ns["train_images"][first:first + SUBSET] - MNIST_MEAN) / MNIST_STD
+    labels = ns["train_labels"][first:first + SUBSET]
     return {"subset_images": images, "subset_labels": labels,
             "full_batch_loader": TensorLoader(images, labels, batch_size=SUBSET),
             "mini_batch_loader": TensorLoader(images, labels, batch_size=64, shuffle=True,
@@ -504,18 +511,23 @@ def _same_samples(batch_images, batch_labels, images, labels) -> bool:
 
 
 @single_thread
-def test_data(subset_images, subset_labels, full_batch_loader, mini_batch_loader, train_set, loader_generator) -> None:
-    """0: the normalised subset of 50 batches of 64, the full-batch loader (any order) and the
-    shuffled mini-batch loader driven by ``loader_generator``."""
+def test_data(subset_images, subset_labels, full_batch_loader, mini_batch_loader, train_set, loader_generator,
+              student_id="") -> None:
+    """0: the normalised subset of 50 batches of 64 from the student's own first digit, the
+    full-batch loader (any order) and the shuffled mini-batch loader driven by ``loader_generator``."""
     from utils.mnist import TensorLoader, as_tensors
 
     images, labels = as_tensors(train_set)
-    expected, expected_labels = (images[:SUBSET] - MNIST_MEAN) / MNIST_STD, labels[:SUBSET]
+    first = own_first(student_id)
+    expected, expected_labels = (images[first:first + SUBSET] - MNIST_MEAN) / MNIST_STD, labels[first:first + SUBSET]
     check_tensor(subset_images, "subset_images", shape=(SUBSET, 1, 28, 28))
+    _not_the_default_subset(subset_images, images, first)
     check_close(subset_images, expected, "subset_images",
-                hint="The sheet says: the first 50 * 64 training digits, normalised: (x - 0.1307) / 0.3081.")
+                hint="The sheet says: the 50 * 64 training digits from your own index FIRST on, normalised: "
+                     "(x - 0.1307) / 0.3081.")
     assert torch.equal(torch.as_tensor(subset_labels).cpu(), expected_labels), (
-        "subset_labels should be the labels of the first 3,200 training digits, in the order of subset_images")
+        "subset_labels should be the labels of your own 3,200 training digits (from FIRST on), in the order of "
+        "subset_images")
     full = _epoch(full_batch_loader)
     assert len(full) == 1, "the sheet says: full_batch_loader yields the whole subset as one batch"
     assert _same_samples(*full[0], expected, expected_labels), (
@@ -542,6 +554,21 @@ def test_data(subset_images, subset_labels, full_batch_loader, mini_batch_loader
         assert all(_same_samples(x, y, xr, yr) for (x, y), (xr, yr) in zip(epoch, reference)), (
             "the sheet says: mini_batch_loader shuffles with generator=loader_generator; its order does not follow "
             "that generator")
+
+
+def _not_the_default_subset(subset_images, images, first: int) -> None:
+    """A subset of the default digits (the first 3,200) where the student's own start elsewhere:
+    the one message that says so (the student kept the default numbers instead of FIRST)."""
+    default = DEFAULTS["landscape"].first
+    if first == default:
+        return
+    mine = torch.as_tensor(subset_images).detach().cpu().double()
+    for normalised in (True, False):
+        kept = images[default:default + SUBSET].double()
+        kept = (kept - MNIST_MEAN) / MNIST_STD if normalised else kept
+        if torch.allclose(mine, kept, rtol=1e-5, atol=1e-4):
+            raise AssertionError("the sheet says: take the 3,200 digits from your own index FIRST on, which comes "
+                                 "from your student id; subset_images holds the first 3,200 training digits instead")
 
 
 @single_thread

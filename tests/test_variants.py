@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from course import variants
+from course import config, variants
 from course.commands import mutations, samples
 from course.config import Limits, VariantSettings, settings
 from course.engine import guards, prepare, worker
@@ -25,6 +25,7 @@ from utils import handin
 from utils import variant as numbers
 
 ENV = (numbers.GRADER_ID, numbers.SALT, numbers.OFF)
+NONE = "no-variants"  # an assignment name without variants
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,11 @@ def test_every_choice_keeps_the_lesson_and_none_is_the_default():
     assert len({c.sigmoid_point > 0 for c in numbers.CHOICES["autodiff"]}) == 2
     for choice in numbers.CHOICES["mnist"]:  # smooths the jumps away, keeps most of a 250-batch epoch to see
         assert isinstance(choice.window, int) and 15 <= choice.window <= 45
+    # 3,200 digits inside the training split without network (80 % of the 10,000 test digits)
+    from utils.mnist import FALLBACK_TRAIN_FRACTION
+
+    # (and none of them the last 3,200: taking those must stay a mistake for everyone)
+    assert all(0 < c.first and c.first + 3200 < FALLBACK_TRAIN_FRACTION * 10_000 for c in numbers.CHOICES["landscape"])
 
 
 def _race(starts, lrs, betas):
@@ -107,6 +113,35 @@ def test_every_bonus_start_keeps_the_race_a_race():
     assert not [d for d in _race(starts, [0.1], (0.9, 0.9)) if all(x < 1e-2 for x in d[claim:claim + 51])]
 
 
+def test_landscape_subset_of_the_default_digits_is_told_so(monkeypatch):
+    """Task 0 (hidden_tests/landscape.py): a subset of the first 3,200 digits, normalised or not,
+    where the student's own starts elsewhere, is told it kept the default numbers; the own passes."""
+    import torch
+
+    from hidden_tests.landscape import test_data
+    from utils.mnist import TensorLoader, as_tensors, load_mnist
+
+    monkeypatch.setenv(numbers.GRADER_ID, "bob")
+    first = numbers.variant("landscape", "alice").numbers.first
+    train = load_mnist(download=False, verbose=False).train
+    images, labels = as_tensors(train)
+    generator = torch.Generator().manual_seed(0)
+
+    def judge(start, normalised=True):
+        x = images[start:start + 3200]
+        x = (x - 0.1307) / 0.3081 if normalised else x
+        y = labels[start:start + 3200]
+        test_data(x, y, TensorLoader(x, y, batch_size=3200), TensorLoader(x, y, batch_size=64, shuffle=True,
+                  generator=generator), train, generator, student_id="alice")
+
+    judge(first)
+    for normalised in (True, False):
+        with pytest.raises(AssertionError, match="from your own index FIRST on, which comes from your student id"):
+            judge(0, normalised)
+    with pytest.raises(AssertionError, match="subset_images is not correct"):
+        judge(first - 64)
+
+
 def test_the_grader_id_wins_over_the_typed_one(monkeypatch):
     monkeypatch.setenv(numbers.SALT, "salt")
     monkeypatch.setenv(numbers.OFF, "")
@@ -136,8 +171,8 @@ def test_variants_off_give_the_default_numbers_for_any_id(monkeypatch, tmp_path)
 def test_without_an_id_the_notebook_says_what_to_type_where(monkeypatch):
     with pytest.raises(numbers.MissingStudentId, match=r'STUDENT_ID = "s1234567".*run that cell'):
         numbers.variant("rosenbrock", "  ")
-    with pytest.raises(KeyError, match="no variants are defined for 'landscape'"):
-        numbers.variant("landscape", "alice")
+    with pytest.raises(KeyError, match=f"no variants are defined for '{NONE}'"):
+        numbers.variant(NONE, "alice")
 
 
 def test_the_kernel_and_the_hidden_test_compute_the_same_variant(tmp_path, monkeypatch):
@@ -173,7 +208,7 @@ def test_another_students_id_is_flagged_naming_both_and_ones_own_is_not():
     assert variants.check(_notebook('STUDENT_ID = " BOB"'), "bob", "rosenbrock", on) == []
     assert variants.check(_notebook('STUDENT_ID = ""'), "bob", "rosenbrock", on) == []
     assert variants.check(copied, "bob", "rosenbrock", off) == []  # off: every id has the same numbers
-    assert variants.check(copied, "bob", "landscape", on) == []  # no variants there
+    assert variants.check(copied, "bob", NONE, on) == []  # no variants there
 
 
 def _prepared(tmp_path, student: str, nb):
@@ -227,8 +262,9 @@ def test_the_release_hands_out_an_empty_id_right_after_the_setup_cell():
         assert numbers.typed_id(released) == ""
         source = nbformat.read(ROOT / "source" / assignment / f"{assignment}.ipynb", as_version=4)
         assert numbers.typed_id(source), "the instructor notebook runs with an id of its own"
-    landscape = nbformat.read(ROOT / "release" / "landscape" / "landscape.ipynb", as_version=4)
-    assert numbers.typed_id(landscape) is None  # no variants there: no id cell
+    for assignment in sorted(set(config.assignments()) - set(numbers.DEFAULTS)):
+        released = nbformat.read(ROOT / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+        assert numbers.typed_id(released) is None  # no variants there: no id cell
 
 
 def test_the_mutation_suite_runs_under_two_ids_with_different_variants():
@@ -240,7 +276,7 @@ def test_the_mutation_suite_runs_under_two_ids_with_different_variants():
         cases = [c.id for c in mutations.load(assignment)]
         by_id = {i: [c for c in cases if mutations.id_of(c, ids) == i] for i in ids}
         assert all(len(v) >= len(cases) // 4 for v in by_id.values()), "each id judges a good share of the cases"
-    assert mutations.suite_ids("landscape") == ("mutation-suite-1",)
+    assert mutations.suite_ids(NONE) == ("mutation-suite-1",)
 
 
 # Where each assignment's copied sample typed the numbers of its author: (cell, the code they show).
@@ -250,6 +286,8 @@ COPIED = {
     # the claim steps_to_settle finds for the instructor's settings from the author's start
     "optimizers": ("optimizers_bonus", lambda n: [f"bonus_steps = {_settles(_race([n.bonus_start], [0.1], (0.9, 0.9))[0])}"]),
     "mnist": ("mnist_2b_plot", lambda n: [f"np.ones({n.window}) / {n.window}"]),
+    "landscape": ("landscape_0", lambda n: [f"train_images[{n.first}:{n.first + 3200}]",
+                                            f"train_labels[{n.first}:{n.first + 3200}]"]),
 }
 
 

@@ -2,8 +2,9 @@
 
 Some graded exercises use numbers of the student's own (a start point and a learning rate on
 Rosenbrock's function, the points where ``autodiff`` takes its first derivatives, the start of
-``optimizers``' race to the minimum, the window that smooths ``mnist``'s loss curves), so
-that a copied notebook carries the wrong numbers. This module is the one home of those
+``optimizers``' race to the minimum, the window that smooths ``mnist``'s loss curves, the first
+digit of ``landscape``'s subset), so that a copied notebook carries the wrong numbers. This
+module is the one home of those
 numbers: the notebook (its first cells), the visible tests and the hidden tests all call
 ``variant(assignment, typed_id)`` and get the same ``Variant``.
 
@@ -77,7 +78,15 @@ class MnistNumbers:
     window: int
 
 
-Numbers = Union[RosenbrockNumbers, AutodiffNumbers, OptimizersNumbers, MnistNumbers]  # one typed value per assignment with variants
+@dataclass(frozen=True)
+class LandscapeNumbers:
+    """Task 0: the index of the first training digit of the 3,200-digit subset."""
+
+    first: int
+
+
+Numbers = Union[RosenbrockNumbers, AutodiffNumbers, OptimizersNumbers, MnistNumbers,
+                LandscapeNumbers]  # one typed value per assignment with variants
 
 # Each choice keeps the exercise's lesson: for Rosenbrock every start lies in the curved part
 # of the valley (|x| about 1, away from the minimum's straight stretch) and every rate lets
@@ -87,6 +96,7 @@ DEFAULTS: dict[str, Numbers] = {
     "autodiff": AutodiffNumbers(point=2.0, sigmoid_point=0.173),
     "optimizers": OptimizersNumbers(bonus_start=(-1.5, 2.0)),
     "mnist": MnistNumbers(window=25),
+    "landscape": LandscapeNumbers(first=0),
 }
 CHOICES: dict[str, tuple[Numbers, ...]] = {
     "rosenbrock": tuple(RosenbrockNumbers(start, lr)
@@ -110,6 +120,13 @@ CHOICES: dict[str, tuple[Numbers, ...]] = {
     # points, the loss's fall over the first 50 iterations and the models' differences visible,
     # so the six curves can still be compared. The training runs are the same for every window.
     "mnist": tuple(MnistNumbers(window) for window in (15, 20, 30, 35, 40, 45)),
+    # Every subset is 3,200 digits of the training split, inside its first 8,000 (all of it
+    # without network), so the runs cost what they cost before; on every one the runs keep their
+    # lessons (benchmarks/landscape_variants.py runs them all): OneFCNet zig-zags into its bowl,
+    # the CNN starts on its plateau, plain SGD lags far behind momentum, RMSProp's first steps
+    # jump, a decay of 0.01 beats 0.1, and the averaged model beats the epoch ends it averages.
+    # None ends at the split's end (4800 would): the last 3,200 digits are nobody's subset.
+    "landscape": tuple(LandscapeNumbers(first) for first in (800, 1600, 2400, 3200, 4000, 4400)),
 }
 
 
