@@ -151,15 +151,9 @@ def cmd_mutations(args) -> int:
     names = [check_assignment(n) for n in args.assignments] or mutations.assignments_with_cases()
     problems = []
     for name in names:
-        if args.variants_off and not args.case:
-            # With the default numbers for everyone, only the cases of the exercises that read the
-            # student's numbers can be judged otherwise (``reading_variants``); --case runs others.
-            if not variants.applies(name, settings().variants):
-                continue
-            only = [c.id for c in mutations.reading_variants(name)]
-        else:
-            only = args.case
-        verdicts = mutations.run(name, only=only, variants_off=args.variants_off)
+        if args.variants_off and not variants.applies(name, settings().variants):
+            continue  # no variants, or off already: the plain run says it all
+        verdicts = mutations.run(name, only=args.case, variants_off=args.variants_off)
         print(mutations.summary(name, verdicts) + (" (variants off)" if args.variants_off else ""), flush=True)
         problems += [f"  {name}: {v.explain()}" for v in verdicts if not v.ok]
     if problems:
@@ -356,8 +350,8 @@ def parser() -> argparse.ArgumentParser:
     m = add("mutations", cmd_mutations, "judge the hidden tests with the cases of mutations/<assignment>.toml")
     m.add_argument("--case", action="append", help="only this case id (repeatable)")
     m.add_argument("--variants-off", action="store_true",
-                   help="with the assignment's per-student variants off: the cases of the exercises that read "
-                        "them, judged as declared for the default numbers (fails_with_variants_off)")
+                   help="with the assignment's per-student variants off, everyone on the default numbers: each "
+                        "case judged as declared for them (fails_with_variants_off where that differs)")
     c = add("causes", cmd_causes, "run the mutation suite and record how each mistake fails (the likely causes "
                                   "feedback names), into mutations/<assignment>.causes.json and utils/causes/")
     c.add_argument("--keep-signatures", action="store_true",

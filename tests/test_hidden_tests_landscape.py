@@ -34,7 +34,8 @@ def test_reference_functions_pass_their_own_checks():
     hidden.test_swa(hidden.reference_train_with_swa)
 
 
-def test_references_before_installs_every_earlier_exercise_and_nothing_later():
+def test_references_before_installs_every_earlier_exercise_and_nothing_later(monkeypatch):
+    monkeypatch.setenv("COURSE_VARIANTS_OFF", "landscape")  # the default subset: the first 3,200 digits
     namespace = {"train_images": torch.rand(3300, 1, 28, 28), "train_labels": torch.randint(0, 10, (3300,)),
                  "loader_generator": torch.Generator().manual_seed(0), "device": torch.device("cpu"),
                  "the_loop": "the student's"}
@@ -47,6 +48,18 @@ def test_references_before_installs_every_earlier_exercise_and_nothing_later():
     assert namespace["get_OneFCNet"]()[1].weight.shape == (10, 784)
     with pytest.raises(ValueError, match="unknown exercise"):
         hidden.references_before("9.9", namespace)
+
+
+def test_the_reference_subset_is_the_students_own(monkeypatch):
+    """Later exercises go on with the subset of the student's own digits (utils/variant.py)."""
+    monkeypatch.setenv("COURSE_STUDENT_ID", "alice")
+    first = hidden.own_first()
+    assert first > 0
+    index = torch.arange(8000)
+    namespace = {"train_images": index.double().reshape(8000, 1, 1, 1).expand(8000, 1, 28, 28), "train_labels": index,
+                 "loader_generator": torch.Generator().manual_seed(0), "device": torch.device("cpu")}
+    hidden.references_before("1.1", namespace)
+    assert namespace["subset_labels"].tolist() == list(range(first, first + 3200))
 
 
 class _SelfLR(torch.optim.Optimizer):
