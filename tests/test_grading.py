@@ -247,13 +247,14 @@ def test_grades_csv_lists_every_graded_student(graded):
 def test_grading_again_is_skipped_when_nothing_changed_and_gives_identical_scores(graded):
     """Determinism: the correct sample and a mistake, graded a second time in the sandbox by
     `course verify`, must give scores and flags identical to their receipts (a flaky test is a bug)."""
-    again = run_course(graded.root, "grade", graded.assignment).stdout
+    chosen = [arg for s in graded.samples for arg in ("--student", s.student)]  # those the fixture graded
+    again = run_course(graded.root, "grade", graded.assignment, *chosen).stdout
     assert re.search(r"correct\s+up to date", again), again
     mistakes = [s.student for s in graded.samples
                 if s.fails and s.raw is None and s.solutions == "all"][:1]
     assert len(mistakes) == 1
-    chosen = [arg for student in ("correct", *mistakes) for arg in ("--student", student)]
-    proc = run_course(graded.root, "verify", graded.assignment, *chosen, check=False)
+    verified = [arg for student in ("correct", *mistakes) for arg in ("--student", student)]
+    proc = run_course(graded.root, "verify", graded.assignment, *verified, check=False)
     assert proc.returncode == 0 and len(re.findall(r"\sidentical: receipt \w{12}", proc.stdout)) == 2, proc.stdout
     receipt = json.loads((graded.root / "autograded" / "correct" / graded.assignment / "receipt.json").read_text())
     autograded = {gid: pts for nb in _autograded_cells(graded.assignment).values() for gid, pts in nb.items()}
