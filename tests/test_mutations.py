@@ -7,6 +7,7 @@ plausible mistake must fail exactly the cells it declares.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import textwrap
@@ -54,6 +55,15 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(mutations, "MUTATIONS", cases)
     monkeypatch.setattr(mutations, "check_assignment", lambda name: name)
     return cases / "tiny.toml"
+
+
+@contextlib.contextmanager
+def _tiny_notebook(tiny):
+    """The tiny course's notebook, to change in the block; written back after it."""
+    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    yield nb
+    nbformat.write(nb, path)
 
 
 def _write(spec, text):
@@ -217,12 +227,10 @@ def test_bad_case_files_say_what_is_wrong(tiny, spec, message):
 
 
 def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny):
-    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    test_total = next(c for c in nb.cells if nbcells.grade_id(c) == "test_total")
-    test_total.source = ("assert total([]) == 0, 'the total of nothing is 0'\n### BEGIN HIDDEN TESTS\n"
-                         "assert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS\n" + test_total.source)
-    nbformat.write(nb, path)
+    with _tiny_notebook(tiny) as nb:
+        test_total = next(c for c in nb.cells if nbcells.grade_id(c) == "test_total")
+        test_total.source = ("assert total([]) == 0, 'the total of nothing is 0'\n### BEGIN HIDDEN TESTS\n"
+                             "assert total([5]) == 10, 'hidden'\n### END HIDDEN TESTS\n" + test_total.source)
     _write(tiny, '''
         [cases.visible]
         kind = "mistake"
@@ -250,13 +258,11 @@ def test_a_failure_knows_whether_a_visible_line_or_a_hidden_test_raised_it(tiny)
 def test_a_name_a_test_puts_back_through_globals_no_longer_makes_later_cells_run(tiny):
     """Hidden tests put the course's reference versions of earlier exercises into the namespace through
     ``globals()`` (hidden_tests/*.py: references_before): no scan of the source sees it, the digests do."""
-    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nb.cells[0].source += "\ndef _reference(x):\n    return 2 * x\ndef put_back(namespace):\n    namespace['double'] = _reference"
-    test_square = next(c for c in nb.cells if nbcells.grade_id(c) == "test_square")  # reads nothing of double
-    test_square.source = "put_back(globals())  # at the top, as references_before\n" + test_square.source
-    nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
-    nbformat.write(nb, path)
+    with _tiny_notebook(tiny) as nb:
+        nb.cells[0].source += "\ndef _reference(x):\n    return 2 * x\ndef put_back(namespace):\n    namespace['double'] = _reference"
+        test_square = next(c for c in nb.cells if nbcells.grade_id(c) == "test_square")  # reads nothing of double
+        test_square.source = "put_back(globals())  # at the top, as references_before\n" + test_square.source
+        nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
     _write(tiny, '''
         [cases.triple]
         kind = "mistake"
@@ -291,13 +297,11 @@ def test_a_reference_a_hidden_test_puts_back_counts_as_the_solution(tiny, monkey
     the later cells compute what the solution's would: the case stops there. Every later cell still runs
     with skip=False, and the verdicts agree."""
     _hidden_tests_of_tiny(monkeypatch, "x + x")
-    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    test_double = next(c for c in nb.cells if nbcells.grade_id(c) == "test_double")
-    test_double.source = ("from hidden_tests.tiny import test_double as _check\n_check(double, globals())\n"
-                          + test_double.source)
-    nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
-    nbformat.write(nb, path)
+    with _tiny_notebook(tiny) as nb:
+        test_double = next(c for c in nb.cells if nbcells.grade_id(c) == "test_double")
+        test_double.source = ("from hidden_tests.tiny import test_double as _check\n_check(double, globals())\n"
+                              + test_double.source)
+        nb.cells.append(_cell("assert double(4) == 8, 'double(4) should be 8'", "test_last", test=True))
     _write(tiny, '''
         [cases.total_off]
         kind = "mistake"
@@ -335,12 +339,10 @@ def test_a_cell_that_starts_from_the_course_seed_puts_a_case_back_in_step(tiny):
     """A case that drew a random number leaves the generators where the reference's did not; a later
     cell whose first statement is seed_everything() starts from the same state either way, so the
     case stops there when nothing else differs (and runs every later cell with skip=False)."""
-    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nb.cells[0].source += "\ndef seed_everything(seed=0):\n    random.seed(seed)"
-    at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell("seed_everything()\nLUCKY = random.random()"))
-    nbformat.write(nb, path)
+    with _tiny_notebook(tiny) as nb:
+        nb.cells[0].source += "\ndef seed_everything(seed=0):\n    random.seed(seed)"
+        at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell("seed_everything()\nLUCKY = random.random()"))
     _write(tiny, '''
         [cases.draws]
         kind = "correct"
@@ -359,13 +361,11 @@ def test_demonstration_cells_are_left_out_with_the_generators_where_the_referenc
     """A demonstration cell (it sizes a run with demo_size: utils/quick.py) makes nothing a graded cell
     reads, so a case leaves it out, even one that changes what it calls, and sets the random generators
     to where the reference's run of it left them: the cells after it stay in step and are not run."""
-    path = tiny.parent.parent / "source" / "tiny" / "tiny.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nb.cells[0].source += "\ndef demo_size(full, quick):\n    return quick"
-    at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(
-        "SHOWN = [total([i]) + random.random() for i in range(demo_size(30, quick=3))]"))
-    nbformat.write(nb, path)
+    with _tiny_notebook(tiny) as nb:
+        nb.cells[0].source += "\ndef demo_size(full, quick):\n    return quick"
+        at = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "test_total") + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell(
+            "SHOWN = [total([i]) + random.random() for i in range(demo_size(30, quick=3))]"))
     assert mutations.demonstration_cells(mutations.notebook_cells("tiny")) == {at}
     _write(tiny, '''
         [cases.total_off]

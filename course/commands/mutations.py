@@ -277,24 +277,18 @@ def sample_cases(assignment: str) -> list[Case]:
     another student's id or must be flagged: grading judges those end to end (tests/test_grading.py)."""
     from . import samples
 
-    code = {c.grade_id for c in notebook_cells(assignment) if c.is_solution}
-    written = {cell for cell in _answer_cells(assignment) if cell not in code}
+    cells = notebook_cells(assignment)
+    code, provided = {c.grade_id for c in cells if c.is_solution}, {c.grade_id for c in cells if not c.is_solution}
     cases = []
     for sample in samples.load(assignment):
-        mine = {k: v for k, v in sample.cells.items() if k not in written}
+        mine = {k: v for k, v in sample.cells.items() if k in code}  # written answers (markdown) are not run
         own_id = numbers.normalise(sample.student_id or sample.student) == numbers.normalise(sample.student)
         if sample.raw is not None or sample.solutions != "all" or not own_id or sample.flags \
-                or not mine or set(mine) - code:
+                or not mine or set(sample.cells) & provided:
             continue
         cases.append(Case(f"{SAMPLE}{sample.student}", Kind.MISTAKE if sample.fails else Kind.CORRECT, sample.about,
                           mine, tuple(sample.fails)))
     return cases
-
-
-def _answer_cells(assignment: str) -> set[str]:
-    """The grade ids of the notebook's answer cells, code and written."""
-    nb = nbformat.read(next((SOURCE / assignment).glob("*.ipynb")), as_version=4)
-    return {nbcells.grade_id(c) for c in nb.cells if nbutils.is_solution(c)}
 
 
 def notebook_cells(assignment: str) -> list[Cell]:
@@ -874,7 +868,7 @@ class _Session:
         course_code = source is None
         source = self._transform(cell.source if source is None else source)
         stderr = io.StringIO()
-        before = {name: id(value) for name, value in self.namespace.items()}
+        before = {name: id(value) for name, value in self.namespace.items()} if course_code else {}
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                     contextlib.redirect_stderr(stderr):
@@ -892,7 +886,6 @@ class _Session:
         if cell.is_test and stderr.getvalue().strip():
             return Failure(f"wrote to stderr: {stderr.getvalue().strip().splitlines()[0][:300]}")
         return None
-
 
     def _note_course_objects(self, source: str, before: dict[str, int]) -> None:
         """Remember the functions and classes a cell of the course's code defined (``def``/``class``
