@@ -218,3 +218,39 @@ def test_pages_share_what_is_the_same_and_show_what_differs():
     assert page("total = sum(range(10))", "The loss falls as $\\frac{1}{n}$.") == first  # from what was remembered
     other = page("total = max(range(7))", "It rises.")
     assert "max" in other and "It rises." in other and "frac" not in other and "<mfrac>" not in other
+
+
+def test_warming_up_on_the_release_leaves_a_page_only_the_students_own_cells_to_convert(tmp_path):
+    """``course grade`` renders the release while the first submission runs (feedback.warm_up):
+    a graded page of the same notebook then converts only what the student wrote, and is the
+    page made without warming up."""
+    from course.config import Layout
+    from course.plugins import feedback
+    from course.plugins.feedback_page import FeedbackExporter, _Highlight
+
+    released = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Task 1\nCompute $\\sum_i x_i$.", id="task"),
+        nbformat.v4.new_code_cell("import torch\nx = torch.arange(4.0)", id="given"),
+        nbformat.v4.new_code_cell("# YOUR CODE HERE\nraise NotImplementedError()", id="answer")])
+    released.metadata["language_info"] = {"name": "python", "version": "3.11"}  # as nbgrader writes it
+    (tmp_path / "release" / "toy").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "release" / "toy" / "toy.ipynb")
+
+    def graded_page() -> str:
+        graded = nbformat.from_dict(released)
+        graded.cells[2].source = "total = x.sum()"
+        graded.metadata["language_info"] = feedback.GRADED_LANGUAGE | {"version": "3.11.7"}
+        return feedback._exporter().from_notebook_node(graded, {"metadata": {"name": "toy", "path": "."}})[0]
+
+    def forget() -> None:
+        _Highlight.remembered.seen.clear()
+        FeedbackExporter._markdown.seen.clear()
+
+    forget()
+    cold = graded_page()
+    forget()
+    feedback.warm_up("toy", Layout(tmp_path))
+    before = set(_Highlight.remembered.seen), set(FeedbackExporter._markdown.seen)
+    assert graded_page() == cold
+    added = set(_Highlight.remembered.seen) - before[0], set(FeedbackExporter._markdown.seen) - before[1]
+    assert [key[-1] for key in added[0]] == ["total = x.sum()"] and not added[1]

@@ -188,12 +188,21 @@ def test_summary_counts_each_status():
         "graded": 2, "up to date": 0, "errors": 1, "limits hit": 1, "flagged": 1}
 
 
-def test_progress_prints_one_line_per_submission():
-    out = io.StringIO()
-    bar = pool.Progress(2, out, io.StringIO())
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_prints_one_line_per_submission(terminal):
+    """One line each, with a tqdm bar (rate, ETA) on stderr when that is a terminal."""
+    out, err = io.StringIO(), Terminal() if terminal else io.StringIO()
+    bar = pool.Progress(2, out, err)
     bar(Outcome("ann", "x", Status.GRADED))
     bar(Outcome("bob", "x", Status.FLAGGED, "m", ("patched torch",)))
+    bar.close()
     assert out.getvalue().splitlines() == [f"  {'ann':<24} graded", f"  {'bob':<24} flagged: m [review: patched torch]"]
+    assert ("/2 [" in err.getvalue()) is terminal
 
 
 @pytest.mark.parametrize("table, message", [

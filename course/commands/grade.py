@@ -10,9 +10,8 @@ The parent's steps, around the pool (course/engine/pool.py) that runs the worker
    status and time (course/engine/outcome_log.py, read by the dashboard);
 4. print the score table and the summary, and write grades.csv.
 
-While the first submission runs in its sandbox, a thread loads what recording and the pages
-need (nbgrader, its configuration, the page exporter), so a single submission does not wait
-for it.
+While the first submission runs in its sandbox, a thread gets recording ready (``_Recorder``),
+so a single submission does not wait for that.
 """
 
 from __future__ import annotations
@@ -37,43 +36,59 @@ def refuse_without_sandbox(unsafe: bool) -> None:
                           "without one (student code then runs with your rights).")
 
 
-def _warm_up() -> None:
-    """Load the recording's and the pages' code (about a second) while the sandbox runs."""
-    try:
-        from ..engine import recording
-        from ..plugins import feedback
+class _Recorder:
+    """Records each result and writes its feedback pages: the parent, as results arrive.
 
-        recording.nbgrader_config()
-        feedback._exporter()
-    except Exception:  # the real call reports it, with its message
-        pass
+    A thread gets recording ready while the first submission runs in its sandbox: it loads
+    nbgrader, its configuration and the page exporter (about a second), writes the due date
+    into the gradebook (the late penalty needs it) and renders the release once
+    (``feedback.warm_up``), so that a single submission does not wait for that after its run.
+    Recording waits for the thread; if it failed, recording does the same work and reports
+    its error with the submission."""
 
+    def __init__(self, assignment: str):
+        self.assignment = assignment
+        self.ready = threading.Lock()
+        self.due_date_written = False
 
-def _recorder(assignment: str):
-    """Record each result and write its feedback pages (the parent, as results arrive). The
-    due date goes into the gradebook before the first recording (the late penalty needs it),
-    not before the first sandbox starts: loading the gradebook's code takes a second."""
-    due_date_written = False
+    def start(self) -> None:
+        self.ready.acquire()
+        threading.Thread(target=self._get_ready, daemon=True, name="ready to record").start()
 
-    def record(result_json: str, job: Job) -> Outcome:
-        nonlocal due_date_written
-        from ..engine.recording import accept
+    def _get_ready(self) -> None:
+        try:
+            from ..engine import recording
+            from ..plugins import feedback
+
+            recording.warm_up()
+            self._due_date()
+            feedback.warm_up(self.assignment)
+        except Exception:  # recording does it again, and reports it
+            pass
+        finally:
+            self.ready.release()
+
+    def _due_date(self) -> None:
         from ..gradebook import apply_due_date
+
+        if not self.due_date_written:
+            apply_due_date(self.assignment)
+            self.due_date_written = True
+
+    def __call__(self, result_json: str, job: Job) -> Outcome:
+        from ..engine.recording import accept
         from ..plugins.feedback import write_pages
 
-        if not due_date_written:
-            apply_due_date(assignment)
-            due_date_written = True
-        outcome = accept(result_json, job)
-        if outcome.ok:
-            try:
-                write_pages(job.assignment, job.student)
-            except Exception as exc:  # recorded all the same: say so, `course feedback` writes them again
-                note = f"its feedback page could not be written ({type(exc).__name__}: {exc})"
-                outcome = replace(outcome, message="; ".join(m for m in (outcome.message, note) if m))
-        return outcome
-
-    return record
+        with self.ready:
+            self._due_date()
+            outcome = accept(result_json, job)
+            if outcome.ok:
+                try:
+                    write_pages(job.assignment, job.student)
+                except Exception as exc:  # recorded all the same: say so, `course feedback` writes them again
+                    note = f"its feedback page could not be written ({type(exc).__name__}: {exc})"
+                    outcome = replace(outcome, message="; ".join(m for m in (outcome.message, note) if m))
+            return outcome
 
 
 def _logged(progress):
@@ -98,12 +113,13 @@ def grade(assignment: str, only: list[str] | None = None, force: bool = False, w
     if missing:
         raise CourseError(f"no submission of {assignment} in submitted/ for: {', '.join(missing)}")
     todo, outcomes = plan.jobs(assignment, only or available, force, unsafe)
+    record = _Recorder(assignment)
     if todo:
-        threading.Thread(target=_warm_up, daemon=True).start()
+        record.start()
     progress = _logged(progress)
     for outcome in outcomes:
         progress(outcome)
-    outcomes += pool.grade_all(todo, workers, scheduler, _recorder(assignment), progress)
+    outcomes += pool.grade_all(todo, workers, scheduler, record, progress)
     _pages_missing(assignment, outcomes)
     return outcomes
 

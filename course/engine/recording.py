@@ -54,6 +54,19 @@ def _mark_not_run(nb) -> None:
             cell.outputs.append(new_output("error", ename="NotRun", evalue=NOT_RUN, traceback=[NOT_RUN]))
 
 
+def warm_up() -> None:
+    """Load what ``record`` loads on first use: nbgrader's steps, the rubric plugin, the
+    configuration and the likely-causes helper (``course grade`` does it while the first
+    submission runs)."""
+    import nbgrader.preprocessors  # noqa: F401
+    import nbgrader.utils  # noqa: F401
+
+    from ..plugins import rubric  # noqa: F401
+
+    nbgrader_config()
+    helper_module("causes")
+
+
 def record(assignment: str, student: str, notebooks: dict[str, object], flagged: bool, timestamp=None,
            db: Path = LAYOUT.gradebook) -> dict[str, object]:
     """Record the executed notebooks (name -> NotebookNode) of one submission; return them as

@@ -1,12 +1,14 @@
 """Inside the sandbox: run a submission's prepared notebooks and hand the results back.
 
-    python -m course.engine.run_notebook < spec.json
+    python -m course.engine.run_notebook < head and body
 
-The worker (course/engine/worker.py) starts this as the sandbox's only command. It reads
-the whole spec from stdin: the prepared notebooks (JSON text), the folder the kernels run in,
-the cell timeout, the deadline and the number of kernel restarts allowed. It runs each
-notebook in a fresh kernel with ``Executor`` (course/engine/execute.py) and writes ``running`` and
-then one JSON object to its original stdout: ``{"notebooks": {name: executed notebook}, "error": ""}``.
+The worker (course/engine/worker.py) starts this as the sandbox's only command, before it
+has prepared the submission (course/engine/launch.py). The head, one line of JSON on stdin,
+holds the folder the kernels run in, the cell timeout, the deadline and the number of kernel
+restarts allowed: with it, this process writes ``running``, imports, and starts the first
+kernel. Then it reads the body, the prepared notebooks (name -> JSON text), runs each in a
+fresh kernel with ``Executor`` (course/engine/execute.py), and writes one JSON object to its
+original stdout: ``{"notebooks": {name: executed notebook}, "error": ""}``.
 
 Threat: the kernels run the student's code as the same uid as this process. So the results
 never pass through a file the kernel could write: they go to a pipe the kernels do not
@@ -21,11 +23,14 @@ Nothing of nbgrader is imported here: the sandbox's fixed cost is a Python start
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
 import sys
 import traceback
+
+from .launch import KERNEL_ARGUMENTS, KERNEL_NAME, RUNNING
 
 PR_SET_DUMPABLE = 4
 
@@ -44,44 +49,68 @@ def _private_stdout():
     return result
 
 
-def run(spec: dict) -> dict:
+def start_kernel(cwd: str):
+    """The first kernel's manager, its kernel started before nbformat and nbclient load (a
+    tenth of a second it need not wait for); None if it cannot start (nbclient then tries
+    again, and says why)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME)
+    try:
+        run_sync(km.start_kernel)(cwd=cwd, extra_arguments=list(KERNEL_ARGUMENTS))
+    except Exception:
+        return None
+    return km
+
+
+def run(head: dict, stdin) -> dict:
+    """Start the first kernel, then read the notebooks from ``stdin`` and run each in a fresh
+    kernel, the first one in the kernel started meanwhile."""
+    km = start_kernel(head["cwd"])
     import nbformat
+    from jupyter_core.utils import run_sync
 
     from .execute import Executor, end_leftover_processes
 
     executed = {}
     try:
-        for name, text in spec["notebooks"].items():
+        for name, text in json.loads(stdin.read()).items():
             nb = nbformat.reads(text, as_version=4)
-            client = Executor(nb, timeout=spec["timeout"], startup_timeout=spec["startup_timeout"],
-                              kernel_name=spec.get("kernel_name", "python3"), deadline=spec["deadline"],
-                              max_restarts=spec["max_restarts"],
-                              resources={"metadata": {"path": spec["cwd"]}})
+            client = Executor(nb, km=km, timeout=head["timeout"], startup_timeout=head["startup_timeout"],
+                              deadline=head["deadline"], max_restarts=head["max_restarts"],
+                              resources={"metadata": {"path": head["cwd"]}})
             try:
                 client.execute()
             except Exception as exc:  # the kernel never started, or nbclient gave up: keep what ran
                 nb.metadata["course_execution_error"] = f"{type(exc).__name__}: {exc}"[:2000]
             executed[name] = nbformat.writes(nb)
+            # In the sandbox this kills the kernel too, at once; elsewhere the kernel started
+            # ahead is stopped here (nbclient stops only those it started itself).
+            if not end_leftover_processes() and km is not None:
+                with contextlib.suppress(Exception):
+                    run_sync(km.shutdown_kernel)(now=True)
+            km = None
     finally:
+        if km is not None:  # no notebook came
+            with contextlib.suppress(Exception):
+                run_sync(km.shutdown_kernel)(now=True)
         end_leftover_processes()
     return {"notebooks": executed, "error": ""}
 
 
-RUNNING = "running"  # the first line, once the spec is read (course/engine/worker.py)
-
-
 def main() -> int:
-    spec = json.loads(sys.stdin.read())
+    head = json.loads(sys.stdin.readline())
     out = _private_stdout()
     out.write(RUNNING + "\n")
     out.flush()
     try:
-        result = run(spec)
+        result = run(head, sys.stdin)
     except BaseException:  # a failure of the runner itself: say so, the worker reports it
         result = {"notebooks": {}, "error": traceback.format_exc()[-3000:]}
     out.write(json.dumps(result))
     out.flush()
-    return 0
+    os._exit(0)  # nothing left to do: skip tearing down the imported modules
 
 
 if __name__ == "__main__":

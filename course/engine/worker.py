@@ -8,7 +8,9 @@ machine of a cluster) and is a pure step; every failure becomes a result with a 
    tamper guards added, and a scratch folder with the assignment's data;
 2. *run* (course/engine/run_notebook.py): the notebooks execute inside the sandbox
    (course/engine/sandbox.py), under limits and a deadline, each cell a dying kernel cannot
-   take the others with it (course/engine/execute.py); the results come back on a pipe;
+   take the others with it (course/engine/execute.py); the results come back on a pipe.
+   The runner is launched before step 1 and starts its kernel meanwhile
+   (course/engine/launch.py): a submission's fixed cost is not paid one step after another;
 3. *read*: the executed notebooks are validated, the guard cells interpreted and removed,
    and limits hit, kernel deaths and the deadline named in the message.
 
@@ -20,27 +22,25 @@ that changes while it is graded is not recorded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 from .. import cells
 from ..config import HELPERS, Layout, Limits
-from . import guards, sandbox
+from . import sandbox
 from ..cells import DIED, OUT_OF_TIME, STUCK
 from .jobs import Job, Result, Status
-from .prepare import Prepared, check_submission, prepare, scratch_folder
-from .run_notebook import RUNNING
+from .launch import Launched, Run
+from .scratch import scratch_folder
 from ..files import digest
 from ..variants import GRADER_ID
+
+# Checking, preparing and reading notebooks needs nbformat (0.14 s to import): it loads, with
+# course/engine/prepare.py, once the runner is launched, while that starts.
 
 UNSAFE_NOTE = "UNSAFE: graded without a sandbox (--unsafe); student code ran with the grader's rights"
 STARTUP_TIMEOUT = 120  # seconds a kernel may take to start
@@ -85,17 +85,21 @@ def ran_on() -> dict[str, str]:
 
 def _grade_one(job: Job) -> Result:
     submission = Layout(Path(job.root)).submission(job.student, job.assignment)
-    problem = check_submission(submission, {f"{n}.ipynb" for n in job.notebooks}, job.max_notebook_mb)
-    if problem:
-        return Result(job.student, job.assignment, Status.ERROR, problem)
-    before = digest([submission])
     with (tempfile.TemporaryDirectory(prefix=f"grade-{job.assignment}-") as tmp,
           contextlib.nullcontext() if job.unsafe else sandbox.sandbox_uid() as uid):
         scratch = Path(tmp) / "course"
         scratch.mkdir()
-        prepared = prepare(job, str(scratch if job.unsafe else sandbox.INSIDE))
         work = scratch_folder(job, scratch, uid)
-        run = _run(job, prepared, scratch, work, Path(tmp) / "ipython", uid)
+        # The runner and its kernel start while the submission is checked and prepared.
+        with _launch(job, scratch, work, Path(tmp) / "ipython", uid) as launched:
+            from .prepare import check_submission, prepare
+
+            before = digest([submission])
+            problem = check_submission(submission, {f"{n}.ipynb" for n in job.notebooks}, job.max_notebook_mb)
+            if problem:
+                return Result(job.student, job.assignment, Status.ERROR, problem)
+            prepared = prepare(job, str(scratch if job.unsafe else sandbox.INSIDE))
+            run = launched.finish(prepared.notebooks, job.limits.wall_s)
     if digest([submission]) != before:
         return Result(job.student, job.assignment, Status.ERROR,
                       "the submission changed while it was graded; its scores were discarded")
@@ -130,16 +134,9 @@ def _binds(job: Job, ipython: Path) -> dict[str, Path]:
     return binds
 
 
-class Run:
-    """What came back from the sandbox: the executed notebooks, or why there are none."""
-
-    def __init__(self, notebooks=None, error: str = "", started: bool = True, timed_out: bool = False):
-        self.notebooks: dict[str, str] = notebooks or {}
-        self.error, self.started, self.timed_out = error, started, timed_out
-
-
-def _run(job: Job, prepared: Prepared, scratch: Path, work: Path, ipython: Path, uid: int | None) -> Run:
-    """Run the prepared notebooks in the sandbox (or, ``--unsafe``, under limits only)."""
+def _launch(job: Job, scratch: Path, work: Path, ipython: Path, uid: int | None) -> Launched:
+    """Start the runner in the sandbox (or, ``--unsafe``, under limits only) with everything
+    but the notebooks (course/engine/launch.py)."""
     limits = job.limits
     ipython.mkdir()
     binds = _binds(job, ipython)
@@ -150,51 +147,24 @@ def _run(job: Job, prepared: Prepared, scratch: Path, work: Path, ipython: Path,
     else:
         home, cwd = sandbox.INSIDE, sandbox.INSIDE / work.relative_to(scratch)
     env = _environment(home, cwd, job)
-    start = time.time()
-    spec = {"notebooks": prepared.notebooks, "cwd": str(cwd), "timeout": limits.cell_s,
-            "startup_timeout": STARTUP_TIMEOUT, "max_restarts": MAX_RESTARTS,
-            "deadline": start + limits.wall_s - min(20.0, limits.wall_s / 10) if limits.wall_s else 0.0}
+    head = {"cwd": str(cwd), "timeout": limits.cell_s, "startup_timeout": STARTUP_TIMEOUT,
+            "max_restarts": MAX_RESTARTS,
+            "deadline": time.time() + limits.wall_s - min(20.0, limits.wall_s / 10) if limits.wall_s else 0.0}
     inner = [sys.executable, "-m", "course.engine.run_notebook"]
     if job.unsafe:
-        cmd, popen_env = [*sandbox.prlimit(limits), *inner], env
-    else:
-        env[sandbox.SANDBOXED] = "1"  # course/engine/execute.py ends the submission's leftover processes
-        cmd, popen_env = sandbox.command(inner, scratch, binds, limits, env, uid), \
-            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return _communicate(cmd, popen_env, scratch if job.unsafe else None, json.dumps(spec), limits)
+        return Launched([*sandbox.prlimit(limits), *inner], env, scratch, head, polite=True)
+    env[sandbox.SANDBOXED] = "1"  # course/engine/execute.py ends the submission's leftover processes
+    return Launched(sandbox.command(inner, scratch, binds, limits, env, uid),
+                    {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None, head)
 
 
-def _communicate(cmd: list[str], env: dict, cwd: Path | None, spec: str, limits: Limits) -> Run:
-    """Start the run, feed it the spec, read its answer; kill it at the wall clock.
+def _read(job: Job, prepared, run: Run) -> Result:
+    """The Result of a run (``prepared``: course/engine/prepare.py's ``Prepared``): validated
+    notebooks without guard cells, the status, what to say."""
+    import nbformat
 
-    The runner says ``running`` on its first line once it holds the spec, and the JSON answer
-    on the second (course/engine/run_notebook.py)."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(spec.encode(), timeout=limits.wall_s or None)
-    except subprocess.TimeoutExpired:
-        return Run(timed_out=True)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # bwrap's process namespace takes everything with it
-        proc.wait()
-    started, _, answer = out.decode("utf-8", errors="replace").partition("\n")
-    said = (err.decode(errors="replace").strip() or f"exit status {proc.returncode}")[-500:]
-    if started != RUNNING:
-        return Run(error=f"the sandbox could not start the run ({said})", started=False)
-    try:
-        answer = json.loads(answer)
-        notebooks = answer["notebooks"]
-        if not isinstance(notebooks, dict) or not all(isinstance(v, str) for v in notebooks.values()):
-            raise ValueError("notebooks must map names to JSON text")
-    except (ValueError, KeyError, TypeError):
-        return Run(error="")  # started, and stopped before it answered
-    return Run(notebooks, str(answer.get("error") or "")[-1000:] or "")
+    from . import guards
 
-
-def _read(job: Job, prepared: Prepared, run: Run) -> Result:
-    """The Result of a run: validated notebooks without guard cells, the status, what to say."""
     notes, flags, notebooks = list(prepared.notes), list(prepared.flags), {}
     status = Status.GRADED
     if run.timed_out:

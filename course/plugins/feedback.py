@@ -60,6 +60,8 @@ PLOTLY = "application/vnd.plotly.v1+json"
 # Outputs that need a live kernel or a CDN to show anything; their text/plain stays.
 LIVE_ONLY = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
 GRADER_CODE = ("utils", "hidden_tests")
+# The language the graded kernel (ipykernel) reports, from which pages pick the highlighter.
+GRADED_LANGUAGE = {"name": "python", "pygments_lexer": "ipython3"}
 
 
 class Verdict(Enum):
@@ -367,6 +369,26 @@ def _exporter():
     from .feedback_page import FeedbackExporter
 
     return FeedbackExporter(config=nbgrader_config())
+
+
+def warm_up(assignment: str, layout: Layout = LAYOUT) -> None:
+    """Render the assignment's released notebooks once, and throw the pages away: the
+    templates compile, and the exporter remembers the highlighted code and converted markdown
+    every student's page shares (course/plugins/feedback_page.py). ``course grade`` does it
+    while the first submission runs, so that its page is not the one to pay for them."""
+    from jupyter_core.paths import jupyter_config_dir
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    from ..nbgrader_cli import nbgrader_config
+
+    for path in sorted((layout.release / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [cell for cell in nb.cells if COLAB_MARKER not in cell.metadata]
+        nb.metadata["language_info"] = GRADED_LANGUAGE  # the code is highlighted as on the pages
+        resources = {"metadata": {"name": path.stem, "path": str(path.parent)}, "config_dir": jupyter_config_dir(),
+                     "course_feedback": {"rows": [], "plotly": False, "held": False, "review_note": ""}}
+        nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
+        _exporter().from_notebook_node(nb, resources)
 
 
 def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[Path]:
