@@ -173,7 +173,7 @@ def test_notebook_from_published_tree_runs_on_simulated_colab_and_hands_in(tmp_p
     env = {"PATH": "/usr/bin:/bin:" + str(Path(sys.executable).parent), "HOME": str(tmp_path),
            "PYTHONPATH": str(fake), "FAKE_COLAB_NOTEBOOK": str(saved),
            "FAKE_COLAB_DOWNLOADS": str(tmp_path / "downloads"), "COURSE_NO_PROGRESS": "1"}
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(content)}})
     with client.setup_kernel(env=env):  # the kernel process gets this environment only
         for index, cell in enumerate(nb.cells):

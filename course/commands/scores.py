@@ -39,8 +39,11 @@ def table(assignments: list[str], students: list[str], outcomes: list[Outcome] =
     recorded = {(s.student, s.assignment): s for s in (submissions() if scores is None else scores)}
     events = read_log(LAYOUT)
     header = ["student", *assignments]
+    # A submission the gradebook does not hold was never graded: nothing to stand (without
+    # opening the gradebook once per such student, as standing() would).
     rows = [
-        [s, *(_cell(recorded.get((s, a)), by_key.get((s, a)), standing(s, a, LAYOUT, events)) for a in assignments)]
+        [s, *(_cell(recorded.get((s, a)), by_key.get((s, a)),
+                    standing(s, a, LAYOUT, events) if (s, a) in recorded else Standing()) for a in assignments)]
         for s in students
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
