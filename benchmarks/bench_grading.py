@@ -12,7 +12,8 @@ round's grade - exec: what grading one submission adds, start-up of the course c
 included), the same two per submission of the batch (batch/N over exec, and batch/N - exec),
 grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom of the cell
 timeout). Both run the demonstrations shortened (utils/quick.py), as grading
-does, so that they do the same work; with --full the plain run is at full length (the time a
+does, and both kill the kernel once the last cell has run (nbclient's graceful shutdown, 1.4
+to 2.4 s with torch loaded, is no part of running a notebook), so that they do the same work; with --full the plain run is at full length (the time a
 student waits for the whole notebook), and grade/exec then shows what quick runs save.
 
     python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N] [--batch N] [--full]

@@ -3,15 +3,16 @@
 The parent's steps, around the pool (course/engine/pool.py) that runs the workers' side:
 
 1. refuse without a sandbox (unless ``--unsafe``), register the assignment's cells in the
-   gradebook when source/ changed, write its due date (course/engine/plan.py);
+   gradebook when source/ changed (course/engine/plan.py);
 2. decide what to grade: every submission whose inputs changed (``--force``: all);
 3. as each result arrives, record it (course/engine/recording.py, the single writer) and
    write that student's feedback pages, while the workers grade the next submissions; log its
    status and time (course/engine/outcome_log.py, read by the dashboard);
 4. print the score table and the summary, and write grades.csv.
 
-While the first submission runs in its sandbox, a thread gets recording ready (``_Recorder``),
-so a single submission does not wait for that.
+While the first submission runs in its sandbox, a thread gets recording ready (``_Recorder``:
+nbgrader's code, the due date, the pages' templates), so a single submission does not wait
+for that.
 """
 
 from __future__ import annotations

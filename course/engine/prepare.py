@@ -16,6 +16,7 @@ puts them back once more from the gradebook when it records the result.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +120,7 @@ def prepare(job: Job, home: str) -> Prepared:
                                              VariantSettings.from_kernel_environment(job.variants))
             _prepare_notebook(nb, name, layout, job.assignment, prepared)
             guards.inject(nb, prepared.token, home, tuple(Path(h).stem for h in HELPERS))
-            prepared.notebooks[name] = nbformat.writes(nb)
+            prepared.notebooks[name] = json.dumps(nb)  # the runner reads it with nbformat
     return prepared
 
 

@@ -84,7 +84,7 @@ def run(head: dict, stdin) -> dict:
                 client.execute()
             except Exception as exc:  # the kernel never started, or nbclient gave up: keep what ran
                 nb.metadata["course_execution_error"] = f"{type(exc).__name__}: {exc}"[:2000]
-            executed[name] = nbformat.writes(nb)
+            executed[name] = json.dumps(nb)  # compact: the worker validates it (nbformat.writes costs 4x)
             # In the sandbox this kills the kernel too, at once; elsewhere the kernel started
             # ahead is stopped here (nbclient stops only those it started itself).
             if not end_leftover_processes() and km is not None:

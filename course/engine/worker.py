@@ -22,6 +22,7 @@ that changes while it is graded is not recorded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
@@ -189,7 +190,7 @@ def _read(job: Job, prepared, run: Run) -> Result:
             continue
         flags += guards.interpret(nb, prepared.token)
         status = _notes_on(nb, job.limits, notes, status)
-        notebooks[name] = nbformat.writes(nb)
+        notebooks[name] = json.dumps(nb)  # validated above, and again where it is recorded
     if flags:
         status = Status.FLAGGED
     return Result(job.student, job.assignment, status, "; ".join(notes), list(dict.fromkeys(flags)), notebooks)
