@@ -42,5 +42,5 @@ def record(stamp_file: Path, value: str) -> None:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``path`` through a temporary file beside it: never half a file."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
