@@ -17,6 +17,8 @@ for that.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 import time
@@ -57,6 +59,7 @@ class _Recorder:
         threading.Thread(target=self._get_ready, daemon=True, name="ready to record").start()
 
     def _get_ready(self) -> None:
+        _lower_priority()
         try:
             from ..engine import recording
             from ..plugins import feedback
@@ -90,6 +93,16 @@ class _Recorder:
                     note = f"its feedback page could not be written ({type(exc).__name__}: {exc})"
                     outcome = replace(outcome, message="; ".join(m for m in (outcome.message, note) if m))
             return outcome
+
+
+def _lower_priority() -> None:
+    """Give this thread the lowest CPU priority (Linux: a thread's nice value is its own). While
+    the sandbox's kernel starts, the machine's cores are short; the kernel and its first cells
+    go first, and getting ready, which has until the run ends, takes what is left (measured:
+    mnist's fixed cost 0.44 -> 0.35 s, median of 12 interleaved rounds)."""
+    if sys.platform == "linux":  # elsewhere the id of a thread is not one setpriority takes
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _logged(progress):
