@@ -11,10 +11,12 @@ each round's ratio: what grading costs over running), the fixed cost (the median
 round's grade - exec: what grading one submission adds, start-up of the course command
 included), the same two per submission of the batch (batch/N over exec, and batch/N - exec),
 grade/skip (what an unchanged re-run saves) and timeout/heaviest cell (headroom of the cell
-timeout). Both run the demonstrations shortened (utils/quick.py), as grading
-does, and both kill the kernel once the last cell has run (nbclient's graceful shutdown, 1.4
-to 2.4 s with torch loaded, is no part of running a notebook), so that they do the same work; with --full the plain run is at full length (the time a
-student waits for the whole notebook), and grade/exec then shows what quick runs save.
+timeout). The copy's modules are compiled first (``compile_once``). Both run the
+demonstrations shortened (utils/quick.py), as grading does, and both kill the kernel once
+the last cell has run (nbclient's graceful shutdown, 1.4 to 2.4 s with torch loaded, is no
+part of running a notebook), so that they do the same work; with --full the plain run is at
+full length (the time a student waits for the whole notebook), and grade/exec then shows
+what quick runs save.
 
     python benchmarks/bench_grading.py [ASSIGNMENT ...] [--rounds N] [--batch N] [--full]
 """
@@ -73,6 +75,16 @@ def course(root: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "course", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
+def compile_once(root: Path) -> None:
+    """Compile the copy's Python modules (the course's code, the helpers, the hidden tests), as
+    the first command in a course folder does. A machine that sets PYTHONDONTWRITEBYTECODE (this
+    one does, as many container images do) never keeps them, and every process, the grader's,
+    the sandbox's and the kernel's, compiles them again: 0.05 to 0.1 s per command that is no
+    part of grading. Python reads cached bytecode whatever that variable says."""
+    folders = [str(root / part) for part in ("course", "utils", "hidden_tests")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, capture_output=True)
+
+
 def copies(root: Path, name: str, n: int) -> list[str]:
     """The correct sample handed in again by ``n`` more students (distinct ids, same work)."""
     students = [f"batch-{i}" for i in range(1, n + 1)]
@@ -102,6 +114,7 @@ def main(names: list[str], rounds: int, full: bool = False, batch: int = 3) -> N
                 if not src.exists():
                     continue
                 (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
+            compile_once(root)
             notebook = next((root / "source" / name).glob("*.ipynb"))
             os.environ["PYTHONPATH"] = str(root)  # the kernel imports the copy's helpers, as in grading
             course(root, "samples", name)
