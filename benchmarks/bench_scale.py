@@ -68,6 +68,19 @@ def class_of(root: Path, per_assignment: int) -> int:
     return total
 
 
+def graded_or_flagged(out: str) -> int:
+    """Submissions graded or flagged, from the summary table(s) ``course grade`` prints
+    (course/engine/pool.py: ``summary``), one per assignment."""
+    lines = out.splitlines()
+    count = 0
+    for header, values in zip(lines, lines[1:]):
+        labels = [label.strip() for label in header.split("  ") if label.strip()]
+        if labels[:1] == ["graded"] and "flagged" in labels:
+            numbers = values.split()
+            count += int(numbers[0]) + int(numbers[labels.index("flagged")])
+    return count
+
+
 def simulate_class(per_assignment: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp:
         root = with_samples(Path(tmp))
@@ -77,7 +90,7 @@ def simulate_class(per_assignment: int, workers: int) -> None:
         start = time.perf_counter()
         out = course(root, "grade", "--workers", str(workers)).stdout
         seconds = time.perf_counter() - start
-    graded = sum(1 for line in out.splitlines() if line.startswith("  ") and (" graded" in line or " flagged" in line))
+    graded = graded_or_flagged(out)
     per_worker = total / seconds / workers * 3600  # submissions per worker-hour
     print(f"{total} submissions ({per_assignment} per assignment, {graded} graded or flagged) with {workers} "
           f"workers: {seconds:.0f} s, {total / seconds * 60:.1f} submissions/min, {per_worker:.0f} per worker-hour")
