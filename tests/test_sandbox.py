@@ -432,6 +432,29 @@ def test_grading_refuses_without_a_sandbox_unless_unsafe(monkeypatch):
     grade.refuse_without_sandbox(unsafe=True)  # the instructor's explicit choice
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_getting_ready_to_record_lowers_only_its_own_threads_priority():
+    # The thread that loads nbgrader while the first submission runs must give way to the
+    # sandbox's kernel, and must not slow down the grader's other threads (course grade).
+    import threading
+
+    from course.commands import grade
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def getting_ready():
+        grade._lower_priority()
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=getting_ready)
+    thread.start()
+    thread.join()
+    assert seen["thread"] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the process, as a child would inherit it
+
+
 @needs_bwrap
 def test_sandbox_tmp_is_private_and_writable(tmp_path):
     # Python's tempfile falls back to the working folder when /tmp is not writable, and
