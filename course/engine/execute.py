@@ -185,8 +185,9 @@ class Executor(KeepScores):
     Errors never stop the notebook (each test cell scores on its own); a cell past its
     timeout is interrupted and fails with ``CellTimeoutError``; the kernel keeps no history
     file, and is killed once the last cell has run (a graceful shutdown runs nothing anyone
-    reads, and with torch loaded it took 1.4 to 2.4 s). ``max_output_bytes`` caps what one notebook's outputs may hold in this process:
-    past it, outputs are dropped and the cell says so (a flood cannot exhaust the grader).
+    reads, and with torch loaded it took 1.4 to 2.4 s). ``max_output_bytes`` caps what one
+    notebook's outputs may hold in this process: past it, outputs are dropped and the cell
+    says so (a flood cannot exhaust the grader).
     """
 
     allow_errors = Bool(True)

@@ -376,19 +376,26 @@ def warm_up(assignment: str, layout: Layout = LAYOUT) -> None:
     templates compile, and the exporter remembers the highlighted code and converted markdown
     every student's page shares (course/plugins/feedback_page.py). ``course grade`` does it
     while the first submission runs, so that its page is not the one to pay for them."""
+    for path in sorted((layout.release / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [cell for cell in nb.cells if COLAB_MARKER not in cell.metadata]
+        nb.metadata["language_info"] = GRADED_LANGUAGE  # the code is highlighted as on the pages
+        _render(nb, {"metadata": {"name": path.stem, "path": str(path.parent)},
+                     "course_feedback": {"rows": [], "plotly": False, "held": False, "review_note": ""}})
+
+
+def _render(nb, resources: dict) -> str:
+    """A page's HTML: the notebook's styles, then the course's exporter (``write_pages``, and
+    ``warm_up`` with the same steps)."""
     from jupyter_core.paths import jupyter_config_dir
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
     from ..nbgrader_cli import nbgrader_config
 
-    for path in sorted((layout.release / assignment).glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        nb.cells = [cell for cell in nb.cells if COLAB_MARKER not in cell.metadata]
-        nb.metadata["language_info"] = GRADED_LANGUAGE  # the code is highlighted as on the pages
-        resources = {"metadata": {"name": path.stem, "path": str(path.parent)}, "config_dir": jupyter_config_dir(),
-                     "course_feedback": {"rows": [], "plotly": False, "held": False, "review_note": ""}}
-        nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
-        _exporter().from_notebook_node(nb, resources)
+    resources = {**resources, "config_dir": jupyter_config_dir()}
+    nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
+    html, _ = _exporter().from_notebook_node(nb, copy.deepcopy(resources))
+    return html
 
 
 def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[Path]:
@@ -398,9 +405,6 @@ def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[
     The same steps as nbgrader's GenerateFeedback with the course's pipeline
     (nbgrader_config.py), without its copying of every other file of the autograded folder:
     students get the HTML pages only."""
-    from jupyter_core.paths import jupyter_config_dir
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-
     from ..files import write_atomic
     from ..nbgrader_cli import nbgrader_config
 
@@ -412,12 +416,9 @@ def write_pages(assignment: str, student: str, layout: Layout = LAYOUT) -> list[
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"db_url": f"sqlite:///{layout.gradebook}", "assignment": assignment,
                                   "student": student, "notebook": path.stem},
-                     "metadata": {"name": path.stem, "path": str(path.parent)},
-                     "config_dir": jupyter_config_dir(), "course_review": standing}
+                     "metadata": {"name": path.stem, "path": str(path.parent)}, "course_review": standing}
         nb, resources = BuildFeedbackPage(config=nbgrader_config()).preprocess(nb, resources)
-        nb, resources = CSSHTMLHeaderPreprocessor(config=nbgrader_config()).preprocess(nb, resources)
-        html, _ = _exporter().from_notebook_node(nb, copy.deepcopy(resources))
-        write_atomic(folder / f"{path.stem}.html", html)
+        write_atomic(folder / f"{path.stem}.html", _render(nb, resources))
         written.append(folder / f"{path.stem}.html")
     for stale in folder.iterdir():  # pages of notebooks the submission no longer has, and any other file
         if stale.is_file() and stale not in written:
