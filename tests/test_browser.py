@@ -50,6 +50,10 @@ def session(tmp_path_factory):
     lab = browser.Lab(root, tmp_path_factory.mktemp("logs") / "lab.log")
     driver = browser.start_browser(tmp_path_factory.mktemp("chromium-profile"))
     driver.set_page_load_timeout(60)
+    # Log in at the server's root, as opening JupyterLab does: a login cookie first set by a
+    # formgrader page has no path (nbgrader's handlers strip the base url's "/"), so it never
+    # reaches the formgrader's API and its tables stay at "Loading" unless a test ran before.
+    driver.get(lab.url("api/status"))
     try:
         yield root, lab, driver
     finally:
