@@ -94,7 +94,6 @@ def test_a_runner_stopped_before_its_notebooks_leaves_no_kernel_running(tmp_path
     assert not kernels_of(launched.proc.pid), "the kernel started ahead is still running"
 
 
-
 def test_a_runner_that_cannot_start_is_reported(tmp_path):
     with Launched([sys.executable, "-c", "import sys; sys.exit('no runner here')"], environment(tmp_path),
                   tmp_path, head(tmp_path)) as launched:

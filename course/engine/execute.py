@@ -53,7 +53,6 @@ from .launch import KERNEL_ARGUMENTS
 from .sandbox import SANDBOXED
 
 
-
 def end_leftover_processes() -> bool:
     """Inside the sandbox, kill every process the submission left behind before the results
     are handed back: a detached process must not outlive its notebook's run. True if it did.
